@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Idempotent setup: npm packages, then a software GPU when no WebGPU adapter comes up.
+# Mesa 25 from bookworm-backports gives Vulkan (lavapipe, feature level core);
+# Mesa's EGL gives OpenGL (llvmpipe, feature level compatibility). Real GPUs need only their driver.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+have_adapters() { node scripts/probe-adapters.mjs --require-all >/dev/null 2>&1; }
+
+if have_adapters; then
+  echo "setup: WebGPU adapters present"
+  exit 0
+fi
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "setup: no WebGPU adapter. Install Mesa >= 24 (mesa-vulkan-drivers, libvulkan1, libegl1, libegl-mesa0)" >&2
+  echo "       or a GPU driver, then rerun. (Needs root and apt for automatic install.)" >&2
+  exit 1
+fi
+
+echo "setup: installing Mesa software GPU (lavapipe + llvmpipe) from bookworm-backports"
+src=/etc/apt/sources.list.d/debian.sources
+bp=/etc/apt/sources.list.d/distillkac-backports.sources
+if [ ! -f "$bp" ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  uris=$(awk '/^URIs:/ && /debian\/?$/ {print $2; exit}' "$src")
+  signed=$(awk '/^Signed-By:/ {print $2; exit}' "$src")
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
+    "${uris:-http://deb.debian.org/debian}" "${signed:-/usr/share/keyrings/debian-archive-keyring.gpg}" > "$bp"
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libegl-mesa0 libgl1-mesa-dri >/dev/null
+apt-get install -y -qq libvulkan1 libegl1 >/dev/null
+
+node scripts/probe-adapters.mjs
