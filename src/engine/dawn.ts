@@ -1,0 +1,65 @@
+// The one Node-only file of the engine: it turns Dawn (the `webgpu` npm package) into a GPUDevice.
+// Everything else takes a GPUDevice and works the same in a browser (`navigator.gpu`).
+import { create, globals } from 'webgpu';
+import { Gpu, type Backend, requestGpuFrom } from './gpu';
+import { setDefaultGpu } from './tensor';
+
+// GPUBufferUsage, GPUMapMode, ... are globals in browsers; Dawn's binding exports them.
+Object.assign(globalThis, globals);
+
+export interface DawnOptions {
+  /** 'default' (Vulkan/Metal/D3D12, feature level core), 'vulkan', or 'opengl' (compatibility).
+   *  When omitted: env DISTILLKAC_BACKEND, else the default adapter, else OpenGL. */
+  backend?: Backend;
+  /** Pick an adapter whose name contains this string (env DISTILLKAC_ADAPTER). */
+  adapter?: string;
+}
+
+const dawnOptions: Record<Backend, string[]> = {
+  default: [],
+  vulkan: ['backend=vulkan'],
+  opengl: ['backend=opengl'],
+};
+
+const INSTALL_HINT =
+  'Install a GPU driver, or the software GPU: run `bash scripts/setup.sh` (as root; it installs Mesa ' +
+  'from bookworm-backports: mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri).';
+
+/** Acquire a WebGPU device through Dawn in Node. */
+export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
+  const forced = opts.backend ?? (process.env.DISTILLKAC_BACKEND as Backend | undefined);
+  if (forced && !(forced in dawnOptions)) {
+    throw new Error(`unknown backend '${forced}' (DISTILLKAC_BACKEND or --backend): use default, vulkan or opengl`);
+  }
+  const name = opts.adapter ?? process.env.DISTILLKAC_ADAPTER;
+  const order: Backend[] = forced ? [forced] : ['default', 'opengl'];
+  const tried: string[] = [];
+  for (const backend of order) {
+    if (backend === 'opengl') process.env.EGL_PLATFORM ??= 'surfaceless';
+    const options = [...dawnOptions[backend], ...(name ? [`adapter=${name}`] : [])];
+    const gpu = await requestGpuFrom(create(options), backend);
+    if (gpu) return gpu;
+    tried.push(backend);
+  }
+  throw new Error(`no WebGPU adapter found (tried: ${tried.join(', ')}${name ? `, adapter name '${name}'` : ''}). ${INSTALL_HINT}`);
+}
+
+/** The backends that come up on this machine (used by tests to run every suite on every adapter). */
+export async function availableBackends(): Promise<Backend[]> {
+  const found: Backend[] = [];
+  for (const backend of ['default', 'opengl'] as Backend[]) {
+    if (backend === 'opengl') process.env.EGL_PLATFORM ??= 'surfaceless';
+    const adapter = await create(dawnOptions[backend]).requestAdapter({
+      featureLevel: backend === 'opengl' ? 'compatibility' : 'core',
+    });
+    if (adapter) found.push(backend);
+  }
+  return found;
+}
+
+/** Acquire a device through Dawn and make it the default for new tensors. */
+export async function initGpu(opts: DawnOptions = {}): Promise<Gpu> {
+  const gpu = await dawnGpu(opts);
+  setDefaultGpu(gpu);
+  return gpu;
+}

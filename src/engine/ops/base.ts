@@ -1,0 +1,128 @@
+// Shared machinery of op definitions: launching a kernel into a fresh output tensor, broadcasting,
+// fused elementwise expressions, and creating tensors from host data.
+import type { Kernel } from '../../kernels/kernel';
+import { f32 } from '../../kernels/kernel';
+import { type StridedView, contiguousStrides, elementwiseKernel } from '../../kernels/elementwise';
+import { type DType, type Shape, Storage, Tensor, checkShape, getDefaultGpu, sizeOf } from '../tensor';
+import type { Gpu } from '../gpu';
+
+export type Operand = Tensor | number;
+
+const shapeStr = (s: Shape) => `[${s.join(', ')}]`;
+
+/** Run `kernel` over `inputs` into a new tensor of `shape` (bound after the inputs). */
+export function launch(kernel: Kernel, inputs: Tensor[], shape: Shape, dtype: DType = 'f32', uniforms?: ArrayBufferView, onGpu?: Gpu): Tensor {
+  const gpu = inputs[0]?.gpu ?? onGpu ?? getDefaultGpu();
+  for (const t of inputs) {
+    if (t.gpu !== gpu) throw new Error(`${kernel.name}: inputs live on different GPU devices`);
+  }
+  const out = Tensor.empty(shape, dtype, gpu);
+  if (out.size > 0) gpu.dispatch(kernel, [...inputs.map((t) => t.buffer), out.buffer], uniforms);
+  return out;
+}
+
+/** NumPy broadcasting of shapes; throws naming the op and the shapes. */
+export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
+  const nd = Math.max(...shapes.map((s) => s.length));
+  const out: number[] = [];
+  for (let i = 0; i < nd; i++) {
+    let d = 1;
+    for (const s of shapes) {
+      const v = s[s.length - nd + i] ?? 1;
+      if (v !== 1 && d !== 1 && v !== d) {
+        throw new Error(`${op}: shapes ${shapes.map(shapeStr).join(' and ')} cannot be broadcast together`);
+      }
+      if (v !== 1) d = v;
+    }
+    out.push(d);
+  }
+  return out;
+}
+
+/** Strides that read a contiguous tensor of `shape` as if broadcast to `outShape`. */
+export function broadcastView(shape: Shape, outShape: Shape, dtype: DType = 'f32'): StridedView {
+  const s = contiguousStrides([...shape]);
+  const lead = outShape.length - shape.length;
+  return {
+    strides: outShape.map((_, d) => (d < lead || shape[d - lead] === 1 ? 0 : s[d - lead])),
+    offset: 0,
+    type: dtype,
+  };
+}
+
+/**
+ * A fused elementwise expression over named tensors, broadcast together: `ew('g * (1.0 - y * y)', {g, y})`.
+ * Names must be plain identifiers; they are rewritten to the kernel's inputs. No gradient is recorded:
+ * ops use this for forward kernels and backward rules alike.
+ */
+export function ew(name: string, expr: string, inputs: Record<string, Tensor>, outShape?: Shape, outType: DType = 'f32'): Tensor {
+  // only inputs the expression mentions are bound (an unbound buffer would not match the layout)
+  const names = Object.keys(inputs).filter((n) => new RegExp(`\\b${n}\\b`).test(expr));
+  const tensors = names.map((n) => inputs[n]);
+  const shape = outShape ?? broadcastShapes(name, ...tensors.map((t) => t.shape));
+  let code = expr;
+  names.forEach((n, k) => (code = code.replace(new RegExp(`\\b${n}\\b`, 'g'), `x${k}`)));
+  const views = tensors.map((t) => broadcastView(t.shape, shape, t.dtype));
+  return launch(elementwiseKernel(name, [...shape], views, code, outType), tensors, shape, outType);
+}
+
+/** Substitute numeric operands into an expression as literals; returns remaining tensor inputs. */
+export function bindOperands(expr: string, operands: Record<string, Operand>): { expr: string; tensors: Record<string, Tensor> } {
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, v] of Object.entries(operands)) {
+    if (typeof v === 'number') expr = expr.replace(new RegExp(`\\b${name}\\b`, 'g'), `(${f32(v)})`);
+    else tensors[name] = v;
+  }
+  return { expr, tensors };
+}
+
+// ---- creation -----------------------------------------------------------------------------------
+
+export interface CreateOptions {
+  gpu?: Gpu;
+  dtype?: DType;
+  requiresGrad?: boolean;
+}
+
+function fromHost(data: Float32Array | Int32Array, shape: Shape, opts: CreateOptions, what: string): Tensor {
+  const s = checkShape(shape, what);
+  if (sizeOf(s) !== data.length) throw new Error(`${what}: ${data.length} values do not fill shape ${shapeStr(s)} (${sizeOf(s)} elements)`);
+  const gpu = opts.gpu ?? getDefaultGpu();
+  const dtype: DType = data instanceof Int32Array ? 'i32' : 'f32';
+  const t = new Tensor(new Storage(gpu, gpu.alloc(Math.max(1, data.length) * 4)), s, dtype);
+  gpu.upload(t.buffer, data);
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+/** A tensor from host values (nested arrays are not accepted: pass flat data and a shape). */
+export function tensor(data: ArrayLike<number> | Float32Array | Int32Array, shape?: Shape, opts: CreateOptions = {}): Tensor {
+  const typed =
+    data instanceof Float32Array || data instanceof Int32Array
+      ? data
+      : opts.dtype === 'i32'
+        ? Int32Array.from(data)
+        : Float32Array.from(data);
+  return fromHost(typed, shape ?? [typed.length], opts, 'tensor');
+}
+
+export function full(shape: Shape, value: number, opts: CreateOptions = {}): Tensor {
+  const s = checkShape(shape, 'full');
+  const dtype = opts.dtype ?? 'f32';
+  const t = launch(elementwiseKernel('full', s, [], dtype === 'i32' ? `${value | 0}i` : f32(value), dtype), [], s, dtype, undefined, opts.gpu);
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
+}
+
+export const zeros = (shape: Shape, opts: CreateOptions = {}) => full(shape, 0, opts);
+export const ones = (shape: Shape, opts: CreateOptions = {}) => full(shape, 1, opts);
+
+/** [start, start + step, ...) below `stop`. */
+export function arange(start: number, stop?: number, step = 1, opts: CreateOptions = {}): Tensor {
+  if (stop === undefined) [start, stop] = [0, start];
+  if (step === 0) throw new Error('arange: step must not be 0');
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  const dtype = opts.dtype ?? 'f32';
+  const expr = dtype === 'i32' ? `${start | 0}i + i32(i) * ${step | 0}i` : `${f32(start)} + f32(i) * ${f32(step)}`;
+  return launch(elementwiseKernel('arange', [n], [], expr, dtype), [], [n], dtype, undefined, opts.gpu);
+}

@@ -1,0 +1,70 @@
+// Batched matmul with broadcast batch dims. Transposed operands are read through strides, so the
+// backward pass (g @ b^T, a^T @ g) launches the same kernel without copying.
+import { gemmKernel } from '../../kernels/gemm';
+import { contiguousStrides } from '../../kernels/elementwise';
+import { storage, u32 } from '../../kernels/kernel';
+import { Tensor, recordGrad } from '../tensor';
+import { broadcastShapes, zeros } from './base';
+import { sumTo } from './reduce';
+
+const str = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+/** WGSL for the element offset of batch `b` in an operand with batch shape `own` broadcast to `batch`. */
+function batchOffset(batch: number[], own: number[], matrixSize: number): string {
+  const lead = batch.length - own.length;
+  const ownStrides = contiguousStrides(own).map((s) => s * matrixSize);
+  const terms: string[] = [];
+  let div = 1;
+  for (let d = batch.length - 1; d >= 0; d--) {
+    const o = d - lead;
+    if (o >= 0 && own[o] !== 1) terms.push(`((b / ${u32(div)}) % ${u32(batch[d])}) * ${u32(ownStrides[o])}`);
+    div *= batch[d];
+  }
+  return terms.join(' + ') || '0u';
+}
+
+/** (a or a^T) @ (b or b^T) for contiguous a [..., r, c], b [..., r, c]. */
+export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const [M, K] = transA ? [ac, ar] : [ar, ac];
+  const [K2, N] = transB ? [bc, br] : [br, bc];
+  if (K !== K2) {
+    throw new Error(`matmul: inner dimensions differ: ${str(a.shape)}${transA ? '^T' : ''} @ ${str(b.shape)}${transB ? '^T' : ''} (${K} vs ${K2})`);
+  }
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const batch = broadcastShapes('matmul', aBatch, bBatch);
+  const nb = batch.reduce((x, y) => x * y, 1);
+  const outShape = [...batch, M, N];
+  if (K === 0) return zeros(outShape, { gpu: a.gpu }); // an empty sum
+  const out = Tensor.empty(outShape, 'f32', a.gpu);
+  if (out.size === 0) return out;
+  const aIdx = transA ? `m + k * ${u32(ac)}` : `m * ${u32(ac)} + k`;
+  const bIdx = transB ? `n * ${u32(bc)} + k` : `k * ${u32(bc)} + n`;
+  const kernel = gemmKernel({
+    name: `matmul ${str(a.shape)}${transA ? 'T' : ''}x${str(b.shape)}${transB ? 'T' : ''}`,
+    batch: nb,
+    M,
+    N,
+    K,
+    decls: `${storage(0, 'A', 'read')}\n${storage(1, 'B', 'read')}\n${storage(2, 'C', 'read_write')}`,
+    loadA: `A[${batchOffset(batch, aBatch, ar * ac)} + ${aIdx}]`,
+    loadB: `B[${batchOffset(batch, bBatch, br * bc)} + ${bIdx}]`,
+    store: `C[b * ${u32(M * N)} + m * ${u32(N)} + n] = v;`,
+  });
+  if (nb > 65535) throw new Error(`matmul: ${nb} batched products exceed the 65535 the launch grid allows; reshape into fewer, larger products`);
+  a.gpu.dispatch(kernel, [a.buffer, b.buffer, out.buffer]);
+  return out;
+}
+
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.ndim < 2 || b.ndim < 2) {
+    throw new Error(`matmul: operands must have at least 2 dimensions, got ${str(a.shape)} and ${str(b.shape)} (reshape vectors to [1, n] or [n, 1])`);
+  }
+  const y = matmulRaw(a, b);
+  return recordGrad(y, 'matmul', [a, b], (g) => [
+    a.requiresGrad ? sumTo(matmulRaw(g, b, false, true), a.shape) : null,
+    b.requiresGrad ? sumTo(matmulRaw(a, g, true, false), b.shape) : null,
+  ]);
+}

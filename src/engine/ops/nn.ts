@@ -1,0 +1,67 @@
+// Neural-network ops composed from primitives (their gradients follow by the chain rule), plus the
+// embedding gather with its own deterministic scatter-add gradient.
+import { gatherRowsKernel, scatterRowsKernel } from '../../kernels/indexing';
+import { Tensor, noGrad, recordGrad } from '../tensor';
+import { ew, launch } from './base';
+
+const str = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+export function softmax(x: Tensor, axis = -1): Tensor {
+  const shifted = x.sub(noGrad(() => x.max(axis, true)));
+  const e = shifted.exp();
+  return e.div(e.sum(axis, true));
+}
+
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const shifted = x.sub(noGrad(() => x.max(axis, true)));
+  return shifted.sub(shifted.exp().sum(axis, true).log());
+}
+
+/** Mean over the batch of -log softmax(logits)[label]; logits [N, C], labels int32 [N]. */
+export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
+  if (logits.ndim !== 2 || labels.ndim !== 1 || labels.shape[0] !== logits.shape[0] || labels.dtype !== 'i32') {
+    throw new Error(`crossEntropy: expects logits [N, C] and int32 labels [N], got ${str(logits.shape)} and ${labels.dtype} ${str(labels.shape)}`);
+  }
+  const [n, c] = logits.shape;
+  const onehot = ew('onehot', `select(0.0, 1.0, l == i32(i % ${c}u))`, { l: labels.reshape([n, 1]) }, [n, c]);
+  return logSoftmax(logits, 1).mul(onehot).sum().mul(-1 / n);
+}
+
+function affine(y: Tensor, gamma: Tensor | null, beta: Tensor | null, shape: number[]): Tensor {
+  let out = y;
+  if (gamma) out = out.mul(gamma.reshape(shape));
+  if (beta) out = out.add(beta.reshape(shape));
+  return out;
+}
+
+/** GroupNorm over x [N, C, ...]: statistics per sample and group of C/groups channels. */
+export function groupNorm(x: Tensor, groups: number, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5): Tensor {
+  const [n, c] = x.shape;
+  if (x.ndim < 2 || c % groups !== 0) throw new Error(`groupNorm: ${groups} groups do not divide the ${c} channels of ${str(x.shape)}`);
+  for (const p of [gamma, beta]) if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new Error(`groupNorm: affine parameters must have shape [${c}], got ${str(p.shape)}`);
+  const grouped = x.reshape([n, groups, -1]);
+  const mu = grouped.mean(2, true);
+  const centered = grouped.sub(mu);
+  const y = centered.mul(centered.square().mean(2, true).add(eps).rsqrt()).reshape(x.shape);
+  return affine(y, gamma, beta, [1, c, ...x.shape.slice(2).map(() => 1)]);
+}
+
+/** LayerNorm over the last dimension. */
+export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5): Tensor {
+  const d = x.shape[x.ndim - 1];
+  for (const p of [gamma, beta]) if (p && (p.ndim !== 1 || p.shape[0] !== d)) throw new Error(`layerNorm: affine parameters must have shape [${d}], got ${str(p.shape)}`);
+  const mu = x.mean(-1, true);
+  const centered = x.sub(mu);
+  const y = centered.mul(centered.square().mean(-1, true).add(eps).rsqrt());
+  return affine(y, gamma, beta, [d]);
+}
+
+/** Rows of table [V, D] at int32 indices of any shape: result [...indices.shape, D]. */
+export function embedding(table: Tensor, indices: Tensor): Tensor {
+  if (table.ndim !== 2 || indices.dtype !== 'i32') {
+    throw new Error(`embedding: expects a table [V, D] and int32 indices, got ${str(table.shape)} and ${indices.dtype} indices`);
+  }
+  const [v, d] = table.shape;
+  const y = launch(gatherRowsKernel(v, d, indices.size), [table, indices], [...indices.shape, d]);
+  return recordGrad(y, 'embedding', [table], (g) => [launch(scatterRowsKernel(v, d, indices.size), [g, indices], table.shape)]);
+}

@@ -1,0 +1,308 @@
+// Tensor: a shape and a GPU buffer, plus how it was made (for reverse mode) and which memory scope
+// owns it. Ops live in ops/*.ts and are attached to the prototype there.
+import type { Gpu } from './gpu';
+
+export type DType = 'f32' | 'i32';
+export type Shape = readonly number[];
+
+/** How a tensor was computed: its inputs and the rule giving their gradients from its own. */
+export interface GradNode {
+  op: string;
+  inputs: Tensor[];
+  backward: (grad: Tensor) => (Tensor | null)[];
+}
+
+let defaultGpu: Gpu | null = null;
+
+/** Make `gpu` the device new tensors are created on when none is given. */
+export function setDefaultGpu(gpu: Gpu | null): void {
+  defaultGpu = gpu;
+}
+
+export function getDefaultGpu(): Gpu {
+  if (!defaultGpu) throw new Error('no GPU selected: call `await initGpu()` (Node) or `setDefaultGpu(gpu)` first');
+  return defaultGpu;
+}
+
+// ---- memory scopes ----------------------------------------------------------------------------
+// A scope owns every tensor created while it is the innermost open scope; when it closes it frees
+// them all except the ones reachable from its return value, which move to the enclosing scope.
+// Tensors made outside any scope (parameters, optimizer state) live until dispose() or until they
+// are garbage-collected (a FinalizationRegistry returns their buffers to the pool).
+
+const scopes: Set<Tensor>[] = [];
+
+/** A GPU buffer shared by a tensor and its reshaped views; returned to the pool with the last one. */
+export class Storage {
+  refs = 0;
+  constructor(
+    readonly gpu: Gpu,
+    readonly buffer: GPUBuffer,
+  ) {}
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+  releaseRef(): void {
+    if (--this.refs === 0) this.gpu.release(this.buffer);
+  }
+}
+
+const finalizer = new FinalizationRegistry<Storage>((storage) => storage.releaseRef());
+
+function collectTensors(value: unknown, into: Set<Tensor>, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if (value instanceof Tensor) {
+    into.add(value);
+  } else if (Array.isArray(value)) {
+    for (const v of value) collectTensors(v, into, seen);
+  } else if (value instanceof Map) {
+    for (const v of value.values()) collectTensors(v, into, seen);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectTensors(v, into, seen);
+  }
+}
+
+function closeScope(own: Set<Tensor>, result: unknown): void {
+  if (scopes[scopes.length - 1] !== own) {
+    throw new Error('memory scopes closed out of order: scopes nest, and two scopes may not run concurrently (await one before starting the next)');
+  }
+  scopes.pop();
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  const parent = scopes[scopes.length - 1];
+  for (const t of own) {
+    if (kept.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+}
+
+/** Run `fn`; free every tensor it created except those in its (possibly async) result.
+ *  Works across `await`; scopes nest. */
+export function scope<T>(fn: () => T): T {
+  const own = new Set<Tensor>();
+  scopes.push(own);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    closeScope(own, undefined);
+    throw e;
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (v) => (closeScope(own, v), v),
+      (e) => {
+        closeScope(own, undefined);
+        throw e;
+      },
+    ) as T;
+  }
+  closeScope(own, result);
+  return result;
+}
+
+/** Take tensors out of every scope: they live until dispose(). Returns its argument. */
+export function keep<T>(value: T): T {
+  const found = new Set<Tensor>();
+  collectTensors(value, found);
+  for (const t of found) for (const s of scopes) s.delete(t);
+  return value;
+}
+
+// ---- gradient mode ------------------------------------------------------------------------------
+
+let gradEnabled = true;
+
+/** Run `fn` (sync or async) without recording gradients. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    gradEnabled = prev;
+    throw e;
+  }
+  if (result instanceof Promise) {
+    return result.finally(() => (gradEnabled = prev)) as T;
+  }
+  gradEnabled = prev;
+  return result;
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+// ---- Tensor -----------------------------------------------------------------------------------
+
+export function sizeOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function checkShape(shape: Shape, what: string): number[] {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`${what}: invalid shape [${shape.join(', ')}] (dimensions must be non-negative integers)`);
+  }
+  return [...shape];
+}
+
+export class Tensor {
+  readonly shape: number[];
+  readonly size: number;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  node: GradNode | null = null;
+  private storage: Storage | null;
+  readonly gpu: Gpu;
+
+  /** Wraps storage (ops use this; users call the creation functions). */
+  constructor(
+    storage: Storage,
+    shape: Shape,
+    readonly dtype: DType = 'f32',
+  ) {
+    this.gpu = storage.gpu;
+    this.shape = [...shape];
+    this.size = sizeOf(shape);
+    this.storage = storage.retain();
+    finalizer.register(this, storage, this);
+    scopes[scopes.length - 1]?.add(this);
+  }
+
+  /** A new uninitialised tensor on `gpu` (contents are whatever the pooled buffer held). */
+  static empty(shape: Shape, dtype: DType = 'f32', gpu: Gpu = getDefaultGpu()): Tensor {
+    const s = checkShape(shape, 'empty');
+    return new Tensor(new Storage(gpu, gpu.alloc(Math.max(1, sizeOf(s)) * 4)), s, dtype);
+  }
+
+  /** A tensor of another shape over the same storage (no copy). */
+  view(shape: Shape): Tensor {
+    if (!this.storage) this.buffer; // throws the disposed-tensor error
+    return new Tensor(this.storage!, shape, this.dtype);
+  }
+
+  get buffer(): GPUBuffer {
+    if (!this.storage) throw new Error(`use of a disposed tensor of shape [${this.shape.join(', ')}] (it was freed by dispose() or by the scope that created it; return it from the scope or keep() it)`);
+    return this.storage.buffer;
+  }
+
+  get disposed(): boolean {
+    return this.storage === null;
+  }
+
+  get ndim(): number {
+    return this.shape.length;
+  }
+
+  /** Free the GPU buffer now (idempotent). */
+  dispose(): void {
+    if (!this.storage) return;
+    finalizer.unregister(this);
+    this.storage.releaseRef();
+    this.storage = null;
+    this.node = null;
+    for (const s of scopes) s.delete(this);
+  }
+
+  /** Copy to the host (waits for the GPU). */
+  async toArray(): Promise<Float32Array | Int32Array> {
+    const bytes = await this.gpu.read(this.buffer, this.size * 4);
+    return this.dtype === 'i32' ? new Int32Array(bytes) : new Float32Array(bytes);
+  }
+
+  async toFloat32Array(): Promise<Float32Array> {
+    if (this.dtype !== 'f32') throw new Error(`toFloat32Array: tensor has dtype ${this.dtype}`);
+    return (await this.toArray()) as Float32Array;
+  }
+
+  /** The value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item(): tensor of shape [${this.shape.join(', ')}] has ${this.size} elements, expected 1`);
+    return (await this.toArray())[0];
+  }
+
+  /** Mark as a leaf whose gradient backward() accumulates into `.grad`. */
+  requireGrad(flag = true): this {
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /** Same data, cut from the graph. Shares nothing: it is a copy. */
+  detach(): Tensor {
+    return noGrad(() => this.clone());
+  }
+
+  toString(): string {
+    return `Tensor(${this.dtype}, [${this.shape.join(', ')}])`;
+  }
+
+  /**
+   * Reverse mode: gradients of this tensor with respect to every leaf with requiresGrad, accumulated
+   * into their `.grad`. Non-scalar outputs need a seed gradient of the same shape.
+   */
+  backward(seed?: Tensor): void {
+    if (!seed && this.size !== 1) {
+      throw new Error(`backward(): output has shape [${this.shape.join(', ')}]; pass a seed gradient of that shape for non-scalar outputs`);
+    }
+    if (seed && seed.shape.join() !== this.shape.join()) {
+      throw new Error(`backward(): seed shape [${seed.shape.join(', ')}] does not match output shape [${this.shape.join(', ')}]`);
+    }
+    // topological order by depth-first search from the output
+    const order: Tensor[] = [];
+    const visited = new Set<Tensor>();
+    const visit = (t: Tensor) => {
+      visited.add(t);
+      for (const input of t.node?.inputs ?? []) if (input.requiresGrad && !visited.has(input)) visit(input);
+      order.push(t);
+    };
+    visit(this);
+
+    noGrad(() => {
+      const grads = new Map<Tensor, Tensor>();
+      grads.set(this, seed ?? this.onesLike());
+      const assigned = new Set<Tensor>();
+      for (let i = order.length - 1; i >= 0; i--) {
+        const t = order[i];
+        const g = grads.get(t);
+        if (!g) continue;
+        if (!t.node) {
+          // a leaf: its gradient outlives the scope, owned by the tensor until zeroGrad
+          if (t.grad) {
+            const sum = keep(t.grad.add(g));
+            t.grad.dispose();
+            t.grad = sum;
+          } else {
+            t.grad = keep(assigned.has(g) || g === seed ? g.clone() : g);
+          }
+          assigned.add(t.grad);
+          continue;
+        }
+        const inputGrads = t.node.backward(g);
+        t.node.inputs.forEach((input, k) => {
+          const gi = inputGrads[k];
+          if (!gi || !input.requiresGrad) return;
+          if (gi.shape.join() !== input.shape.join()) {
+            throw new Error(`internal: gradient of ${t.node!.op} input ${k} has shape [${gi.shape}] but input has [${input.shape}]`);
+          }
+          const prev = grads.get(input);
+          grads.set(input, prev ? prev.add(gi) : gi);
+        });
+      }
+    });
+  }
+}
+
+/** Record how `out` was made when gradients are on and any input needs one. Returns `out`. */
+export function recordGrad(out: Tensor, op: string, inputs: Tensor[], backward: GradNode['backward']): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward };
+  }
+  return out;
+}

@@ -1,0 +1,39 @@
+// What a kernel generator hands the runtime: WGSL source and its launch grid. Bindings are
+// @group(0) @binding(0..n-1) in the order the op passes its buffers, then an optional uniform block.
+export interface Kernel {
+  /** Shown in WebGPU error messages and GPU timings. */
+  name: string;
+  code: string;
+  workgroups: [number, number, number];
+}
+
+export const MAX_WORKGROUPS_PER_DIM = 65535;
+
+/** A 1-D launch of `threads` invocations that may exceed 65535 workgroups: the grid wraps into y.
+ *  The kernel computes its linear index with `linearIndex` (a WGSL expression using `gid`). */
+export function linearLaunch(threads: number, workgroupSize: number): { workgroups: [number, number, number]; linearIndex: string } {
+  const groups = Math.max(1, Math.ceil(threads / workgroupSize));
+  const x = Math.min(groups, MAX_WORKGROUPS_PER_DIM);
+  const y = Math.ceil(groups / x);
+  return { workgroups: [x, y, 1], linearIndex: y === 1 ? 'gid.x' : `(gid.x + gid.y * ${x * workgroupSize}u)` };
+}
+
+/** WGSL literals: baked shape constants keep index arithmetic cheap (division by constants). */
+export const u32 = (n: number): string => `${n >>> 0}u`;
+export const i32 = (n: number): string => `${n | 0}i`;
+/** Non-finite values are not constant-expressions in WGSL, so they come from private variables;
+ *  a kernel that may receive them includes NON_FINITE. */
+export const NON_FINITE = `var<private> F32_NAN_BITS: u32 = 0x7fc00000u;
+var<private> F32_INF_BITS: u32 = 0x7f800000u;`;
+
+export function f32(x: number): string {
+  if (Number.isNaN(x)) return 'bitcast<f32>(F32_NAN_BITS)';
+  if (x === Infinity) return 'bitcast<f32>(F32_INF_BITS)';
+  if (x === -Infinity) return '(-bitcast<f32>(F32_INF_BITS))';
+  const s = Math.fround(x).toString();
+  return /[.e]/.test(s) ? `f32(${s})` : `f32(${s}.0)`;
+}
+
+export function storage(binding: number, name: string, access: 'read' | 'read_write', type = 'f32'): string {
+  return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;
+}
