@@ -2,3 +2,6 @@
 export { Gpu, GpuError, requestGpuFrom, type AdapterSummary, type Backend, type MemoryStats } from './gpu';
 export { Tensor, scope, keep, noGrad, isGradEnabled, setDefaultGpu, getDefaultGpu, type DType, type Shape } from './tensor';
 export * from './ops/index';
+export * from './nn';
+export * from './optim';
+export { Philox, philoxKey } from './philox';

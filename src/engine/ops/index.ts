@@ -15,6 +15,7 @@ export * from './shape';
 export * from './matmul';
 export * from './conv';
 export * from './nn';
+export * from './random';
 
 type UnaryMethods = { [K in UnaryOp]: () => Tensor };
 type BinaryMethods = { [K in BinaryOp]: (other: Operand) => Tensor };
