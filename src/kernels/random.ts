@@ -25,8 +25,9 @@ fn u24(w: u32) -> f32 { return f32(w >> 8u) * 5.9604644775390625e-8; }
 
 export type Distribution = 'uniform' | 'normal';
 
-/** out[i] for i < n: uniform in [lo, hi) or normal(mean, std), from counter [i, stream, 0, 0]. */
-export function randomKernel(n: number, dist: Distribution, a: number, b: number, key: [number, number], stream: number): Kernel {
+/** out[i] for i < n: uniform in [lo, hi) or normal(mean, std), from counter [i, stream, 0, 0].
+ *  Key and stream come from a uniform block [keyLo, keyHi, stream, 0], so one pipeline serves all seeds. */
+export function randomKernel(n: number, dist: Distribution, a: number, b: number): Kernel {
   const launch = linearLaunch(n, 256);
   const value =
     dist === 'uniform'
@@ -34,12 +35,13 @@ export function randomKernel(n: number, dist: Distribution, a: number, b: number
       : // Box-Muller; 1 - u keeps the log argument in (0, 1]
         `${f32(a)} + ${f32(b)} * sqrt(-2.0 * log(1.0 - u24(w.x))) * cos(6.283185307179586 * u24(w.y))`;
   const code = `${storage(0, 'out', 'read_write')}
+@group(0) @binding(1) var<uniform> seed: vec4u;
 ${PHILOX_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = ${launch.linearIndex};
   if (i >= ${u32(n)}) { return; }
-  let w = philox4x32(vec4u(i, ${u32(stream)}, 0u, 0u), vec2u(${u32(key[0])}, ${u32(key[1])}));
+  let w = philox4x32(vec4u(i, seed.z, 0u, 0u), seed.xy);
   out[i] = ${value};
 }`;
   return { name: `random.${dist}`, code, workgroups: launch.workgroups };
