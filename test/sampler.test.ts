@@ -1,0 +1,75 @@
+// Solvers against exact solutions of linear ODEs (including their order of convergence), guidance
+// against its closed form, NFE counting, and the prior sampler's law.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableBackends, dawnGpu } from '../src/engine/dawn';
+import { type Gpu, Tensor, ew, setDefaultGpu, tensor } from '../src/engine/index';
+import { type Solver, type VelocityModel, integrate, sample } from '../src/models/sampler';
+import { kacVariance } from '../src/models/kac';
+
+const backends = await availableBackends();
+
+/** u(x, t, y) = lambda_y * x * (1 + t): label 0 -> lambda0, label 1 (null) -> lambda1. */
+function linearModel(lambda0: number, lambda1: number): VelocityModel {
+  return {
+    forward: (x: Tensor, t: Tensor, y: Tensor) =>
+      ew('linmodel', `x * select(${lambda0.toFixed(6)}, ${lambda1.toFixed(6)}, y == 1i) * (1.0 + t)`, { x, t: t.reshape([t.shape[0], 1]), y: y.reshape([y.shape[0], 1]) }),
+  };
+}
+
+/** Exact x(t1) for dx/dt = lam (1 + t) x from t0 to t1. */
+const exact = (x0: number, lam: number, t0: number, t1: number) => x0 * Math.exp(lam * ((t1 - t0) + (t1 * t1 - t0 * t0) / 2));
+
+describe.each(backends)('sampler on %s', (backend) => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await dawnGpu({ backend });
+    setDefaultGpu(gpu);
+  });
+  afterAll(() => gpu.destroy());
+
+  async function endError(solver: Solver, steps: number): Promise<number> {
+    const model = linearModel(0.8, 0);
+    const x = tensor([1, -0.5], [2, 1]);
+    const { x: out } = await integrate({ model, x, tStart: [1, 1], dt: 1 / steps, steps, solver, labels: tensor(Int32Array.from([0, 0]), [2]) });
+    const got = await out.toArray();
+    return Math.max(Math.abs(got[0] - exact(1, 0.8, 1, 0)), Math.abs(got[1] - exact(-0.5, 0.8, 1, 0)));
+  }
+
+  it.each([
+    ['euler', 1],
+    ['ab2', 2],
+    ['midpoint', 2],
+    ['heun', 2],
+  ] as [Solver, number][])('%s converges at order %i on an exact linear ODE', async (solver, order) => {
+    const e1 = await endError(solver, 10);
+    const e2 = await endError(solver, 20);
+    const observed = Math.log2(e1 / e2);
+    expect(observed).toBeGreaterThan(order - 0.3);
+    expect(observed).toBeLessThan(order + 0.5);
+  });
+
+  it('guidance mixes the branches in velocity space: u_null + w (u_cond - u_null)', async () => {
+    const lam0 = 0.6;
+    const lam1 = -0.2;
+    const w = 1.5;
+    const x = tensor([1], [1, 1]);
+    const { x: out, nfe } = await integrate({
+      model: linearModel(lam0, lam1), x, tStart: [1], dt: 1 / 200, steps: 200, solver: 'heun',
+      labels: tensor(Int32Array.from([0]), [1]), guidance: { scale: w, nullClass: 1 },
+    });
+    expect(nfe).toBe(400);
+    expect((await out.toArray())[0]).toBeCloseTo(exact(1, lam1 + w * (lam0 - lam1), 1, 0), 4);
+  });
+
+  it('sample() draws the Kac prior and counts NFE per solver', async () => {
+    const zero: VelocityModel = { forward: (x) => x.mul(0) };
+    const { samples, nfe } = await sample({ model: zero, labels: new Int32Array(4000), sampleShape: [1], steps: 3, solver: 'midpoint', seed: 5 });
+    expect(nfe).toBe(6);
+    const v = Array.from(await samples.toArray());
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const variance = v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length;
+    expect(Math.max(...v.map(Math.abs))).toBeLessThanOrEqual(3 + 1e-6); // |K(1)| <= c T
+    expect(variance).toBeGreaterThan(kacVariance(9, 3, 1) * 0.9);
+    expect(variance).toBeLessThan(kacVariance(9, 3, 1) * 1.1);
+  });
+});
