@@ -66,6 +66,14 @@ export abstract class Module {
     return this;
   }
 
+  /** Free every parameter (and gradient) now; the module is unusable afterwards. */
+  dispose(): void {
+    for (const p of this.parameters()) {
+      p.grad?.dispose();
+      p.dispose();
+    }
+  }
+
   /** Clear every parameter's accumulated gradient. */
   zeroGrad(): void {
     for (const p of this.parameters()) {

@@ -100,7 +100,7 @@ export async function integrate(opts: IntegrateOptions): Promise<{ x: Tensor; nf
       if (k % 8 === 7) await x.gpu.sync();
     }
   });
-  prevU?.dispose();
+  (prevU as Tensor | null)?.dispose(); // (assigned inside the closure above)
   return { x, nfe };
 }
 

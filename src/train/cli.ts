@@ -1,0 +1,273 @@
+// The distillkac command: train, distill, sample, eval, bench, report, demo.
+import { join } from 'node:path';
+import { type Gpu, manualSeed, noGrad } from '../engine/index';
+import { initGpu } from '../engine/dawn';
+import { encodeSafetensors } from '../engine/safetensors';
+import { KAC_CLOCKS, KAC_SIGNALS, kacConfig } from '../models/kac';
+import { SOLVERS, type Solver, sample } from '../models/sampler';
+import { writeFileAtomic } from './checkpoint';
+import { distillStages } from './distill';
+import { type FlagSpecs, UsageError, helpText, parseFlags } from './flags';
+import { type DataSpec, type ModelRunConfig, createModel, loadData, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
+import { trainTeacher } from './teacher';
+
+const common: FlagSpecs = {
+  backend: { type: 'string', choices: ['default', 'vulkan', 'opengl'], help: 'WebGPU backend (env DISTILLKAC_BACKEND)' },
+  quiet: { type: 'bool', default: false, help: 'no progress bar' },
+};
+
+const dataFlags: FlagSpecs = {
+  data: { type: 'string', choices: ['mnist', 'idx', 'png'], default: 'mnist', help: 'built-in MNIST, IDX files, or a folder of PNGs in class subfolders' },
+  images: { type: 'path', help: 'IDX images file (*-idx3-ubyte[.gz]) for --data idx' },
+  labels: { type: 'path', help: 'IDX labels file (*-idx1-ubyte[.gz]) for --data idx' },
+  dir: { type: 'path', help: 'folder of class subfolders of PNGs for --data png' },
+};
+
+const optimFlags = (d: { steps: number; batch: number; lr: number; warmup: number }): FlagSpecs => ({
+  steps: { type: 'int', min: 1, default: d.steps, help: 'training steps' },
+  batch: { type: 'int', min: 1, default: d.batch, help: 'batch size' },
+  lr: { type: 'float', min: 0, default: d.lr, help: 'AdamW learning rate' },
+  warmup: { type: 'int', min: 0, default: d.warmup, help: 'learning-rate warmup steps' },
+  'weight-decay': { type: 'float', min: 0, default: 0, help: 'AdamW weight decay' },
+  'max-grad-norm': { type: 'float', min: 0, default: 1, help: 'global gradient-norm clip' },
+  'ema-decay': { type: 'float', min: 0, default: 0.999, help: 'EMA decay of the sampling weights' },
+  'ema-warmup': { type: 'int', min: 0, default: 10, help: 'EMA decay ramp min(decay, (1+n)/(warmup+n))' },
+  seed: { type: 'int', min: 0, default: 0, help: 'seed of every random choice in the run' },
+  out: { type: 'path', help: 'output folder (checkpoints, log.jsonl, samples/, ema.safetensors)' },
+  resume: { type: 'bool', default: false, help: 'continue from the newest checkpoint in --out' },
+  'checkpoint-every': { type: 'int', min: 1, default: 250, help: 'steps between checkpoints (and sample grids)' },
+  'log-every': { type: 'int', min: 1, default: 10, help: 'steps between log lines' },
+});
+
+const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
+  train: {
+    summary: 'Train the Kac-flow teacher (class-conditional, with label dropout for guidance).',
+    flags: {
+      preset: { type: 'string', choices: ['tiny', 'small', 'base'], default: 'tiny', help: 'UNet size' },
+      ...dataFlags,
+      ...optimFlags({ steps: 1500, batch: 32, lr: 1e-3, warmup: 100 }),
+      'label-dropout': { type: 'float', min: 0, default: 0.1, help: 'probability of the null class' },
+      'kac-a': { type: 'float', min: 0, default: 9, help: 'Kac switching rate a' },
+      'kac-c': { type: 'float', min: 0, default: 3, help: 'Kac speed c' },
+      'kac-T': { type: 'float', min: 0, default: 1, help: 'time horizon T' },
+      eps: { type: 'float', min: 0, default: 1e-4, help: 'light-cone layer eps' },
+      signal: { type: 'string', choices: KAC_SIGNALS, default: 'linear', help: 'signal schedule f' },
+      clock: { type: 'string', choices: KAC_CLOCKS, default: 't', help: 'Kac clock g' },
+      ...common,
+    },
+  },
+  distill: {
+    summary: 'Distill a teacher into few-step students by endpoint supervision, stage by stage.',
+    flags: {
+      teacher: { type: 'path', required: true, help: 'teacher weights (ema.safetensors from train, or a checkpoint)' },
+      schedule: { type: 'list', default: ['100', '20', '4', '2', '1'], help: 'teacher steps, then each stage\'s student steps' },
+      'teacher-solver': { type: 'string', choices: SOLVERS, default: 'ab2', help: 'solver of the original teacher' },
+      guidance: { type: 'float', default: 1.2, help: 'guidance weight w baked into the students (1 = none)' },
+      source: { type: 'string', choices: ['data', 'rollout'], default: 'data', help: 'x_t from forward-noised data or teacher rollouts' },
+      't-min': { type: 'float', min: 0, default: 1e-5, help: 'end time of sampling' },
+      ...optimFlags({ steps: 400, batch: 32, lr: 2e-4, warmup: 20 }),
+      ...common,
+    },
+  },
+  sample: {
+    summary: 'Generate digits from a teacher or student and save a PNG grid (and optionally the raw samples).',
+    flags: {
+      checkpoint: { type: 'path', required: true, help: 'weights file (ema.safetensors or a checkpoint)' },
+      steps: { type: 'int', min: 1, help: 'sampling steps (default: a student\'s own steps; 100 for a teacher)' },
+      solver: { type: 'string', choices: SOLVERS, help: 'ODE solver (default: euler for students, ab2 for teachers)' },
+      guidance: { type: 'float', default: 1, help: 'guidance weight w: u_null + w (u_cond - u_null); 1 = none (students have it baked in)' },
+      labels: { type: 'list', default: ['all'], help: 'classes to draw, cycled over --count: 0,1,... or all' },
+      count: { type: 'int', min: 1, default: 100, help: 'number of samples' },
+      seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draw' },
+      'batch-size': { type: 'int', min: 1, default: 250, help: 'samples per GPU batch' },
+      out: { type: 'path', default: 'samples.png', help: 'PNG grid' },
+      dump: { type: 'path', help: 'also write samples [K,C,H,W] (F32, in [-1,1]) and labels [K] (I32) as safetensors' },
+      't-min': { type: 'float', min: 0, default: 1e-5, help: 'end time' },
+      ...common,
+    },
+  },
+};
+
+async function gpuFor(flags: Record<string, unknown>): Promise<Gpu> {
+  return initGpu({ backend: flags.backend as 'default' | 'vulkan' | 'opengl' | undefined });
+}
+
+function dataSpec(f: Record<string, unknown>): DataSpec {
+  switch (f.data) {
+    case 'idx':
+      if (!f.images || !f.labels) throw new UsageError('--data idx needs --images and --labels');
+      return { kind: 'idx', images: String(f.images), labels: String(f.labels) };
+    case 'png':
+      if (!f.dir) throw new UsageError('--data png needs --dir');
+      return { kind: 'png', dir: String(f.dir) };
+    default:
+      return { kind: 'mnist' };
+  }
+}
+
+const optimOf = (f: Record<string, unknown>) => ({
+  steps: f.steps as number,
+  lr: f.lr as number,
+  warmupSteps: f.warmup as number,
+  weightDecay: f['weight-decay'] as number,
+  maxGradNorm: f['max-grad-norm'] as number,
+  emaDecay: f['ema-decay'] as number,
+  emaWarmup: f['ema-warmup'] as number,
+});
+
+/** Sample a small labelled grid with a model's EMA weights (called at checkpoints). */
+function gridWriter(outDir: string, shape: number[], numClasses: number, run: ModelRunConfig, steps: number, solver: Solver) {
+  return async (model: Parameters<typeof sample>[0]['model'], step: number) => {
+    const labels = Int32Array.from({ length: numClasses * 4 }, (_, i) => i % numClasses);
+    const { samples } = await sample({ model, labels, sampleShape: shape, steps, solver, kac: run.kac, seed: 1234 });
+    saveGrid(join(samplesDir(outDir), `step-${String(step).padStart(8, '0')}.png`), (await samples.toArray()) as Float32Array, labels.length, shape, numClasses);
+    samples.dispose();
+  };
+}
+
+async function cmdTrain(f: Record<string, unknown>): Promise<void> {
+  const spec = dataSpec(f);
+  const data = loadData(spec);
+  const run: ModelRunConfig = {
+    model: { kind: 'unet', preset: f.preset as string, unet: unetConfigFor(f.preset as string, data) },
+    kac: kacConfig({ a: f['kac-a'] as number, c: f['kac-c'] as number, T: f['kac-T'] as number, eps: f.eps as number, signal: f.signal as 'linear', clock: f.clock as 't' }),
+    data: spec,
+  };
+  const outDir = (f.out as string | undefined) ?? join('runs', `teacher-${f.preset}`);
+  const gpu = await gpuFor(f);
+  manualSeed(f.seed as number);
+  const optim = optimOf(f);
+  const config = { ...run, batch: f.batch, labelDropout: f['label-dropout'], seed: f.seed, optim: { ...optim, steps: undefined } };
+  const shape = [data.channels, data.height, data.width];
+  const res = await trainTeacher({
+    outDir, data, createModel: () => createModel(run.model), config, kac: run.kac, optim, batch: f.batch as number,
+    labelDropout: f['label-dropout'] as number, seed: f.seed as number, resume: f.resume as boolean, quiet: f.quiet as boolean,
+    logEvery: f['log-every'] as number, checkpointEvery: f['checkpoint-every'] as number,
+    onCheckpoint: gridWriter(outDir, shape, data.numClasses, run, 20, 'ab2'),
+  });
+  console.log(`teacher trained: ${res.step} steps, last loss ${res.lastLoss.toPrecision(4)}; weights ${res.weightsPath}; sample grids in ${samplesDir(outDir)}`);
+  gpu.destroy();
+}
+
+async function cmdDistill(f: Record<string, unknown>): Promise<void> {
+  const teacher = loadWeights(f.teacher as string);
+  const data = loadData(teacher.run.data);
+  const schedule = (f.schedule as string[]).map((s) => {
+    const v = Number(s);
+    if (!Number.isInteger(v) || v < 1) throw new UsageError(`--schedule: '${s}' is not a positive integer`);
+    return v;
+  });
+  const gpu = await gpuFor(f);
+  const optim = optimOf(f);
+  const root = (f.out as string | undefined) ?? join('runs', 'distill');
+  const guidance = { scale: f.guidance as number, nullClass: data.numClasses };
+  const shape = [data.channels, data.height, data.width];
+  const runCfg: ModelRunConfig = { model: teacher.run.model, kac: teacher.run.kac, data: teacher.run.data };
+  const results = await distillStages({
+    root, data, createModel: () => createModel(runCfg.model),
+    config: { ...runCfg, guidance: guidance.scale, teacherSolver: f['teacher-solver'], source: f.source, tMin: f['t-min'], batch: f.batch, seed: f.seed, optim: { ...optim, steps: undefined } },
+    kac: runCfg.kac, tMin: f['t-min'] as number, optim, batch: f.batch as number, seed: f.seed as number,
+    schedule, teacherWeights: teacher.weights, teacherSolver: f['teacher-solver'] as Solver, guidance,
+    source: f.source as 'data' | 'rollout', resume: f.resume as boolean, quiet: f.quiet as boolean,
+    logEvery: f['log-every'] as number, checkpointEvery: f['checkpoint-every'] as number,
+  });
+  for (const r of results) {
+    const student = modelFromWeights(loadWeights(r.weightsPath));
+    await gridWriter(r.dir, shape, data.numClasses, runCfg, r.steps, 'euler')(student, optim.steps);
+    student.dispose();
+    console.log(`${r.steps}-step student: ${r.weightsPath}`);
+  }
+  gpu.destroy();
+}
+
+/** Labels for --labels (a list of classes or 'all'), cycled to `count`. */
+export function labelsFor(spec: string[], count: number, numClasses: number): Int32Array {
+  const classes = spec.length === 1 && spec[0] === 'all' ? Array.from({ length: numClasses }, (_, i) => i) : spec.map((s) => {
+    const v = Number(s);
+    if (!Number.isInteger(v) || v < 0 || v > numClasses) throw new UsageError(`--labels: '${s}' is not a class in 0..${numClasses - 1} (${numClasses} = unconditional)`);
+    return v;
+  });
+  return Int32Array.from({ length: count }, (_, i) => classes[i % classes.length]);
+}
+
+async function cmdSample(f: Record<string, unknown>): Promise<void> {
+  const w = loadWeights(f.checkpoint as string);
+  const own = studentSteps(w);
+  const steps = (f.steps as number | undefined) ?? own ?? 100;
+  const solver = (f.solver as Solver | undefined) ?? (own ? 'euler' : 'ab2');
+  const unet = w.run.model.unet;
+  const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
+  const count = f.count as number;
+  const labels = labelsFor(f.labels as string[], count, unet.numClasses);
+  const gpu = await gpuFor(f);
+  const model = modelFromWeights(w);
+  const per = shape.reduce((a, b) => a * b, 1);
+  const all = new Float32Array(count * per);
+  const batch = f['batch-size'] as number;
+  const started = performance.now();
+  let nfe = 0;
+  await noGrad(async () => {
+    for (let i = 0; i < count; i += batch) {
+      const part = labels.subarray(i, Math.min(count, i + batch));
+      // each batch has its own prior draw, derived from the seed, so batching does not change a sample's seed stream
+      const res = await sample({ model, labels: part, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: f['t-min'] as number, seed: (f.seed as number) * 1_000_003 + i, guidance: { scale: f.guidance as number, nullClass: unet.numClasses } });
+      all.set((await res.samples.toArray()) as Float32Array, i * per);
+      res.samples.dispose();
+      nfe = res.nfe;
+    }
+  });
+  const secs = (performance.now() - started) / 1000;
+  saveGrid(f.out as string, all, count, shape);
+  if (f.dump) {
+    writeFileAtomic(f.dump as string, encodeSafetensors({ samples: { dtype: 'F32', shape: [count, ...shape], data: all }, labels: { dtype: 'I32', shape: [count], data: labels } }, { checkpoint: String(f.checkpoint), steps: String(steps), solver, guidance: String(f.guidance), seed: String(f.seed) }));
+  }
+  console.log(`${count} samples, ${steps} steps (${solver}, NFE ${nfe}), guidance ${f.guidance}: ${f.out}${f.dump ? ` and ${f.dump}` : ''} (${(count / secs).toFixed(1)} images/s)`);
+  model.dispose();
+  gpu.destroy();
+}
+
+const COMMANDS: Record<string, (f: Record<string, unknown>) => Promise<void>> = { train: cmdTrain, distill: cmdDistill, sample: cmdSample };
+
+const USAGE = `usage: distillkac <command> [flags]   (distillkac <command> --help for its flags)
+
+commands:
+${Object.entries(SPECS).map(([k, v]) => `  ${k.padEnd(9)} ${v.summary}`).join('\n')}
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === 'help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  const spec = SPECS[command];
+  if (!spec) {
+    console.error(`distillkac: unknown command '${command}'\n\n${USAGE}`);
+    return 2;
+  }
+  if (rest.includes('--help')) {
+    console.log(helpText(command, spec.summary, spec.flags));
+    return 0;
+  }
+  let flags: Record<string, unknown>;
+  try {
+    flags = parseFlags(rest, spec.flags);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`distillkac ${command}: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  try {
+    await COMMANDS[command](flags);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`distillkac ${command}: ${e.message}`);
+      return 2;
+    }
+    console.error(`distillkac ${command}: ${(e as Error).message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,176 @@
+// The training loop shared by the teacher and the distilled students: AdamW with warmup and
+// clipping, EMA, a progress bar, a JSONL log, atomic checkpoints with resume, and a stop on a
+// non-finite loss that names the step. Everything random in a step comes from Philox(seed, step),
+// so a resumed run replays exactly the steps an uninterrupted run would have taken.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AdamW, EMA, type Gpu, type Module, Tensor, keep, scope, warmupLr } from '../engine/index';
+import { type Checkpoint, type HostTensors, assertSameConfig, loadLatestCheckpoint, saveCheckpoint, writeFileAtomic, encodeCheckpoint } from './checkpoint';
+import { Progress } from './progress';
+
+export interface OptimConfig {
+  steps: number;
+  lr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  maxGradNorm: number;
+  emaDecay: number;
+  emaWarmup: number;
+}
+
+export interface LoopOptions<M extends Module> {
+  kind: string;
+  outDir: string;
+  /** recorded in every checkpoint; resuming under another config is refused */
+  config: unknown;
+  optim: OptimConfig;
+  createModel: () => M;
+  /** the loss of one step; called inside a memory scope */
+  loss: (model: M, step: number) => Tensor | Promise<Tensor>;
+  /** initial weights (a student starts from its teacher) */
+  init?: HostTensors;
+  resume?: boolean;
+  logEvery?: number;
+  checkpointEvery?: number;
+  quiet?: boolean;
+  label?: string;
+  /** called after each checkpoint with a model holding the EMA weights (sample grids, ...) */
+  onCheckpoint?: (emaModel: M, step: number) => Promise<void>;
+}
+
+export class TrainingDivergedError extends Error {
+  override name = 'TrainingDivergedError';
+}
+
+export interface LoopResult<M extends Module> {
+  model: M;
+  emaModel: M;
+  step: number;
+  lastLoss: number;
+  weightsPath: string;
+}
+
+const prefixed = (prefix: string, t: Record<string, { shape: number[]; data: Float32Array }>): HostTensors =>
+  Object.fromEntries(Object.entries(t).map(([k, v]) => [`${prefix}${k}`, v]));
+
+function pick(tensors: HostTensors, prefix: string): HostTensors {
+  const out: HostTensors = {};
+  for (const [k, v] of Object.entries(tensors)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
+  return out;
+}
+
+export async function trainLoop<M extends Module>(opts: LoopOptions<M>): Promise<LoopResult<M>> {
+  const { optim, outDir } = opts;
+  const logEvery = opts.logEvery ?? 10;
+  const checkpointEvery = opts.checkpointEvery ?? 500;
+  mkdirSync(outDir, { recursive: true });
+  const logPath = join(outDir, 'log.jsonl');
+
+  const model = opts.createModel();
+  if (opts.init) model.loadStateDict(opts.init);
+  const names = model.namedParameters().map(([n]) => n);
+  const opt = new AdamW(model.parameters(), { lr: optim.lr, weightDecay: optim.weightDecay, maxGradNorm: optim.maxGradNorm });
+  const ema = new EMA(model, { decay: optim.emaDecay, warmup: optim.emaWarmup });
+  let step = 0;
+
+  const latest = opts.resume ? loadLatestCheckpoint(outDir) : null;
+  if (latest) {
+    const { ckpt } = latest;
+    assertSameConfig(ckpt.config, opts.config, `checkpoint ${latest.path}`);
+    model.loadStateDict(pick(ckpt.tensors, 'model.'));
+    ema.loadStateDict(pick(ckpt.tensors, 'ema.'));
+    const state = ckpt.state as { optimStep: number; emaUpdates: number };
+    opt.loadStateDict({
+      step: state.optimStep,
+      m: names.map((n) => ckpt.tensors[`optim.m.${n}`].data),
+      v: names.map((n) => ckpt.tensors[`optim.v.${n}`].data),
+    });
+    ema.updates = state.emaUpdates;
+    step = ckpt.step;
+    // drop log lines of steps the checkpoint does not contain (they will be replayed)
+    if (existsSync(logPath)) {
+      const kept = readFileSync(logPath, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= step);
+      writeFileSync(logPath, kept.map((l) => `${l}\n`).join(''));
+    }
+    if (!opts.quiet) console.error(`resuming from ${latest.path} at step ${step}`);
+  } else if (existsSync(logPath)) {
+    writeFileSync(logPath, '');
+  }
+
+  const gpu: Gpu = model.parameters()[0].gpu;
+  const emaModel = opts.createModel();
+  const progress = new Progress({ total: optim.steps, label: opts.label ?? opts.kind, quiet: opts.quiet, initial: step });
+  let pending: { step: number; loss: Tensor }[] = [];
+  let lastLoss = NaN;
+  let lastGood: string | null = latest?.path ?? null;
+
+  const checkLosses = async () => {
+    for (const p of pending) {
+      const v = await p.loss.item();
+      p.loss.dispose();
+      if (!Number.isFinite(v)) {
+        for (const q of pending) q.loss.dispose();
+        pending = [];
+        throw new TrainingDivergedError(
+          `loss became ${v} at step ${p.step + 1}; training stopped. ` +
+            (lastGood ? `The last good checkpoint is ${lastGood}. ` : 'No checkpoint was written yet. ') +
+            'Try a lower learning rate or a smaller maxGradNorm.',
+        );
+      }
+      lastLoss = v;
+    }
+    pending = [];
+  };
+
+  const save = async () => {
+    await checkLosses();
+    const ckpt: Checkpoint = {
+      kind: opts.kind,
+      step,
+      config: opts.config,
+      state: { optimStep: opt.stepCount, emaUpdates: ema.updates },
+      tensors: { ...prefixed('model.', await model.stateDict()), ...prefixed('ema.', await ema.stateDict()) },
+    };
+    const moments = await opt.stateDict();
+    names.forEach((n, k) => {
+      const shape = ckpt.tensors[`model.${n}`].shape;
+      ckpt.tensors[`optim.m.${n}`] = { shape, data: moments.m[k] };
+      ckpt.tensors[`optim.v.${n}`] = { shape, data: moments.v[k] };
+    });
+    lastGood = saveCheckpoint(outDir, ckpt);
+    if (opts.onCheckpoint) {
+      ema.copyTo(emaModel);
+      await opts.onCheckpoint(emaModel, step);
+    }
+  };
+
+  const started = performance.now();
+  while (step < optim.steps) {
+    opt.lr = warmupLr(step, optim.lr, optim.warmupSteps);
+    const loss = await scope(async () => {
+      const l = await opts.loss(model, step);
+      l.backward();
+      opt.step();
+      opt.zeroGrad();
+      ema.update();
+      return l;
+    });
+    pending.push({ step, loss: keep(loss) });
+    step++;
+    if (step % logEvery === 0 || step === optim.steps) {
+      await checkLosses();
+      const gradNorm = opt.lastGradNorm ? await opt.lastGradNorm.item() : null;
+      appendFileSync(logPath, `${JSON.stringify({ step, loss: lastLoss, lr: opt.lr, gradNorm, itPerSec: progress.rate, elapsedSec: (performance.now() - started) / 1000 })}\n`);
+      progress.update(step, { loss: lastLoss });
+    }
+    if (step % checkpointEvery === 0 || step === optim.steps) await save();
+  }
+  await checkLosses();
+  progress.done();
+  await gpu.sync();
+
+  ema.copyTo(emaModel);
+  const weightsPath = join(outDir, 'ema.safetensors');
+  writeFileAtomic(weightsPath, encodeCheckpoint({ kind: `${opts.kind}-weights`, step, config: opts.config, state: null, tensors: await emaModel.stateDict() }));
+  return { model, emaModel, step, lastLoss, weightsPath };
+}
