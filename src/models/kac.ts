@@ -14,12 +14,17 @@ import { i0e, i1eOverX, zI0OverI1 } from './bessel.js';
 // Configuration
 // ---------------------------------------------------------------------------------------------
 
-/** Signal schedule f: `linear` f(t) = 1 - t/T (default), `exp` f(t) = e^{-t}. */
-export type KacSignal = 'linear' | 'exp';
+/**
+ * Signal schedule f: `linear` f(t) = 1 - t/T (default), `exp` f(t) = e^{-t}, `const` f(t) = 1
+ * (f' = 0: the data is never scaled down, X_t = X_0 + K(g(t)); the 2-D experiment of method.md).
+ * With `const` the target reduces to g'(t) v(g(t), x - x0) and the prior X_T = X_0 + K(g(T)) needs
+ * data: `kacPrior` draws only the K(g(T)) part (see `kacPriorFromData`).
+ */
+export type KacSignal = 'linear' | 'exp' | 'const';
 /** Kac clock g: `t` g(t) = t (default), `t2` g(t) = T (t/T)^2. */
 export type KacClock = 't' | 't2';
 
-export const KAC_SIGNALS: readonly KacSignal[] = ['linear', 'exp'];
+export const KAC_SIGNALS: readonly KacSignal[] = ['linear', 'exp', 'const'];
 export const KAC_CLOCKS: readonly KacClock[] = ['t', 't2'];
 
 /** Parameters of the Kac flow. */
@@ -363,14 +368,14 @@ export function kacVelocity(s: number, x: number, p: KacVelocityParams = default
 // Schedules and the conditional target
 // ---------------------------------------------------------------------------------------------
 
-/** Signal schedule f(t): linear 1 - t/T, exp e^{-t}. */
+/** Signal schedule f(t): linear 1 - t/T, exp e^{-t}, const 1. */
 export function kacF(t: number, cfg: KacConfig = defaultKacConfig): number {
-  return cfg.signal === 'linear' ? 1 - t / cfg.T : Math.exp(-t);
+  return cfg.signal === 'linear' ? 1 - t / cfg.T : cfg.signal === 'exp' ? Math.exp(-t) : 1;
 }
 
-/** f'(t): linear -1/T, exp -e^{-t}. */
+/** f'(t): linear -1/T, exp -e^{-t}, const 0. */
 export function kacDF(t: number, cfg: KacConfig = defaultKacConfig): number {
-  return cfg.signal === 'linear' ? -1 / cfg.T : -Math.exp(-t);
+  return cfg.signal === 'linear' ? -1 / cfg.T : cfg.signal === 'exp' ? -Math.exp(-t) : 0;
 }
 
 /** Kac clock g(t): `t` -> t, `t2` -> T (t/T)^2. */
@@ -393,7 +398,9 @@ export function kacTarget(t: number, x: number, x0: number, cfg: KacConfig = def
 /**
  * Prior sample x_T: n i.i.d. draws of K(g(T)) (atoms included; no Gaussian anywhere). Exact for the
  * linear signal, where f(T) = 0. With `signal: 'exp'`, f(T) = e^{-T} != 0, and this prior (the
- * reference code's choice) ignores the leftover e^{-T} x0 term.
+ * reference code's choice) ignores the leftover e^{-T} x0 term. With `signal: 'const'` (f = 1) this
+ * is ONLY the K part of the prior X_T = x0 + K(g(T)): the caller must add x0 drawn from the data
+ * (`kacPriorFromData` does both).
  */
 export function kacPrior(
   n: number,
@@ -407,6 +414,22 @@ export function kacPrior(
   const e = Math.exp(-as);
   const cs = cfg.c * s;
   for (let i = 0; i < n; i++) out[i] = kacSampleCore(as, e, cs, rng);
+  return out;
+}
+
+/**
+ * Prior sample from data: x_T = f(T) x0 + K(g(T)) per coordinate, K drawn exactly (atoms included),
+ * consuming `rng` exactly as `kacPrior(x0.length, rng, cfg)` does. For `const` (f = 1) this is the
+ * prior of the 2-D experiment, x0 + K(T); for `linear` (f(T) = 0) it equals `kacPrior`.
+ */
+export function kacPriorFromData(x0: Float32Array | Float64Array, rng: Philox, cfg: KacConfig = defaultKacConfig): Float32Array {
+  const s = kacG(cfg.T, cfg);
+  const as = cfg.a * s;
+  const e = Math.exp(-as);
+  const cs = cfg.c * s;
+  const f = kacF(cfg.T, cfg);
+  const out = new Float32Array(x0.length);
+  for (let i = 0; i < out.length; i++) out[i] = f * x0[i]! + kacSampleCore(as, e, cs, rng);
   return out;
 }
 
