@@ -10,6 +10,8 @@ import { distillStages } from './distill';
 import { type FlagSpecs, UsageError, helpText, parseFlags } from './flags';
 import { type DataSpec, type ModelRunConfig, createModel, loadData, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
 import { trainTeacher } from './teacher';
+import { evaluate, metricsTable } from './evaluate';
+import { writeReport } from './report';
 
 const common: FlagSpecs = {
   backend: { type: 'string', choices: ['default', 'vulkan', 'opengl'], help: 'WebGPU backend (env DISTILLKAC_BACKEND)' },
@@ -83,6 +85,47 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       out: { type: 'path', default: 'samples.png', help: 'PNG grid' },
       dump: { type: 'path', help: 'also write samples [K,C,H,W] (F32, in [-1,1]) and labels [K] (I32) as safetensors' },
       't-min': { type: 'float', min: 0, default: 1e-5, help: 'end time' },
+      ...common,
+    },
+  },
+  eval: {
+    summary: 'Measure FD-LeNet, class consistency and images/s for the teacher at several NFE and each student.',
+    flags: {
+      teacher: { type: 'path', required: true, help: 'teacher weights' },
+      students: { type: 'list', help: 'student weights files (comma-separated)' },
+      count: { type: 'int', min: 10, default: 2000, help: 'generated digits per row (2000 for comparable FD-LeNet)' },
+      'teacher-nfe': { type: 'list', default: ['1', '2', '4', '20', '100'], help: 'NFE of the teacher rows' },
+      'teacher-solvers': { type: 'list', default: ['euler', 'ab2'], help: 'solvers of the teacher rows' },
+      guidance: { type: 'float', default: 1.2, help: 'guidance weight of the teacher rows' },
+      classifier: { type: 'path', default: 'checkpoints/classifier/lenet.safetensors', help: 'LeNet classifier weights' },
+      seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draws' },
+      out: { type: 'path', default: 'runs/eval', help: 'output folder (metrics.json, table.md, grids/)' },
+      ...common,
+    },
+  },
+  report: {
+    summary: 'Write an HTML report (metrics table, sample grids, loss curves) for a run folder.',
+    flags: {
+      run: { type: 'path', default: 'runs/demo', help: 'run folder holding eval/ and training logs' },
+    },
+  },
+  bench: {
+    summary: 'Benchmark our kernels against TensorFlow.js (WebGPU) and jax-js on the same adapter.',
+    flags: {
+      quick: { type: 'bool', default: false, help: 'fewer cases and iterations' },
+      json: { type: 'path', help: 'write the results as JSON' },
+      ...common,
+    },
+  },
+  demo: {
+    summary: 'The whole pipeline on built-in MNIST: train the tiny teacher, distill to 4 and 1 steps, sample, evaluate, report.',
+    flags: {
+      out: { type: 'path', default: 'runs/demo', help: 'output folder' },
+      'teacher-steps': { type: 'int', min: 1, default: 1200, help: 'teacher training steps' },
+      'distill-steps': { type: 'int', min: 1, default: 150, help: 'training steps per distillation stage' },
+      schedule: { type: 'list', default: ['20', '4', '1'], help: 'teacher steps, then each stage\'s student steps' },
+      count: { type: 'int', min: 10, default: 500, help: 'generated digits per evaluation row' },
+      resume: { type: 'bool', default: true, help: 'reuse finished stages of an earlier demo in --out' },
       ...common,
     },
   },
@@ -212,6 +255,7 @@ async function cmdSample(f: Record<string, unknown>): Promise<void> {
       // each batch has its own prior draw, derived from the seed, so batching does not change a sample's seed stream
       const res = await sample({ model, labels: part, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: f['t-min'] as number, seed: (f.seed as number) * 1_000_003 + i, guidance: { scale: f.guidance as number, nullClass: unet.numClasses } });
       all.set((await res.samples.toArray()) as Float32Array, i * per);
+      for (let j = i * per; j < (i + part.length) * per; j++) all[j] = Math.min(1, Math.max(-1, all[j])); // images live in [-1, 1]
       res.samples.dispose();
       nfe = res.nfe;
     }
@@ -226,7 +270,61 @@ async function cmdSample(f: Record<string, unknown>): Promise<void> {
   gpu.destroy();
 }
 
-const COMMANDS: Record<string, (f: Record<string, unknown>) => Promise<void>> = { train: cmdTrain, distill: cmdDistill, sample: cmdSample };
+async function cmdEval(f: Record<string, unknown>): Promise<void> {
+  const teacher = loadWeights(f.teacher as string);
+  const students = ((f.students as string[] | undefined) ?? []).map(loadWeights);
+  const nfe = (f['teacher-nfe'] as string[]).map((s) => {
+    const v = Number(s);
+    if (!Number.isInteger(v) || v < 1) throw new UsageError(`--teacher-nfe: '${s}' is not a positive integer`);
+    return v;
+  });
+  const solvers = (f['teacher-solvers'] as string[]).map((s) => {
+    if (!SOLVERS.includes(s as Solver)) throw new UsageError(`--teacher-solvers: '${s}' is not one of ${SOLVERS.join(', ')}`);
+    return s as Solver;
+  });
+  const gpu = await gpuFor(f);
+  const rows = await evaluate({
+    teacher, students, classifierPath: f.classifier as string, count: f.count as number, teacherNfe: nfe, teacherSolvers: solvers,
+    guidance: f.guidance as number, seed: f.seed as number, outDir: f.out as string,
+    onRow: (r) => f.quiet || console.error(`${r.model} ${r.solver} NFE ${r.nfe}: FD-LeNet ${r.fdLenet.toFixed(2)}, class consistency ${(100 * r.classConsistency).toFixed(1)}%, ${r.imagesPerSec.toFixed(1)} images/s`),
+  });
+  console.log(metricsTable(rows));
+  console.log(`written: ${join(f.out as string, 'metrics.json')}, ${join(f.out as string, 'table.md')}`);
+  gpu.destroy();
+}
+
+async function cmdReport(f: Record<string, unknown>): Promise<void> {
+  console.log(`report: ${writeReport(f.run as string)}`);
+}
+
+async function cmdBench(f: Record<string, unknown>): Promise<void> {
+  const { runBench } = await import('../../bench/run');
+  await runBench({ quick: f.quick as boolean, json: f.json as string | undefined, backend: f.backend as string | undefined });
+}
+
+/** The README's first command: everything on built-in MNIST with settings sized for two CPU cores. */
+async function cmdDemo(f: Record<string, unknown>): Promise<void> {
+  const root = f.out as string;
+  const common = [...(f.backend ? ['--backend', String(f.backend)] : []), ...(f.quiet ? ['--quiet'] : [])];
+  const step = async (what: string, argv: string[]) => {
+    console.error(`\n== ${what}: distillkac ${argv.join(' ')}`);
+    const code = await main(argv);
+    if (code !== 0) throw new Error(`${what} failed (exit code ${code})`);
+  };
+  const started = performance.now();
+  const teacherDir = join(root, 'teacher');
+  await step('1/4 train the tiny teacher', ['train', '--preset', 'tiny', '--steps', String(f['teacher-steps']), '--out', teacherDir, ...(f.resume ? ['--resume'] : []), ...common]);
+  const schedule = f.schedule as string[];
+  await step('2/4 distill', ['distill', '--teacher', join(teacherDir, 'ema.safetensors'), '--schedule', schedule.join(','), '--steps', String(f['distill-steps']), '--out', join(root, 'distill'), ...(f.resume ? ['--resume'] : []), ...common]);
+  const students = schedule.slice(1).map((s, k) => join(root, 'distill', `stage${k + 1}-${s}step`, 'ema.safetensors'));
+  await step('3/4 evaluate', ['eval', '--teacher', join(teacherDir, 'ema.safetensors'), '--students', students.join(','), '--count', String(f.count), '--teacher-nfe', [...new Set([1, ...schedule.map(Number)])].sort((a, b) => a - b).join(','), '--out', join(root, 'eval'), ...common]);
+  await step('4/4 report', ['report', '--run', root]);
+  console.log(`\ndemo finished in ${((performance.now() - started) / 60000).toFixed(1)} min. Open ${join(root, 'report.html')}`);
+}
+
+const COMMANDS: Record<string, (f: Record<string, unknown>) => Promise<void>> = {
+  train: cmdTrain, distill: cmdDistill, sample: cmdSample, eval: cmdEval, report: cmdReport, bench: cmdBench, demo: cmdDemo,
+};
 
 const USAGE = `usage: distillkac <command> [flags]   (distillkac <command> --help for its flags)
 

@@ -1,0 +1,79 @@
+// The distillkac command as a user runs it: a training run killed with SIGKILL at a random moment
+// resumes to parameters bit-identical to an uninterrupted run; bad flags exit with code 2; a
+// mismatched checkpoint is refused; sample is deterministic in its seed and writes what it promises.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { decodeSafetensors } from '../src/engine/safetensors';
+import { listCheckpoints, readCheckpoint } from '../src/train/checkpoint';
+
+const BIN = join(__dirname, '..', 'bin', 'distillkac.mjs');
+const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000 });
+const TRAIN = ['train', '--preset', 'tiny', '--steps', '8', '--batch', '4', '--checkpoint-every', '2', '--log-every', '1', '--warmup', '2', '--quiet'];
+
+const sameBytes = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+describe('distillkac CLI', () => {
+  it('rejects unknown flags and bad values with exit code 2 and a message naming them', () => {
+    const a = run(['train', '--stpes', '3']);
+    expect(a.status).toBe(2);
+    expect(a.stderr).toMatch(/unknown flag --stpes \(did you mean --steps\?\)/);
+    const b = run(['train', '--batch', '0']);
+    expect(b.status).toBe(2);
+    expect(b.stderr).toMatch(/--batch: must be at least 1/);
+    const c = run(['sample']);
+    expect(c.status).toBe(2);
+    expect(c.stderr).toMatch(/--checkpoint is required/);
+    const d = run(['sample', '--checkpoint', '/nonexistent/x.safetensors']);
+    expect(d.status).toBe(1);
+    expect(d.stderr).toMatch(/cannot read checkpoint \/nonexistent\/x.safetensors/);
+  });
+
+  it('a run killed with SIGKILL resumes to bit-identical parameters', async () => {
+    const straight = mkdtempSync(join(tmpdir(), 'dk-cli-a-'));
+    const killed = mkdtempSync(join(tmpdir(), 'dk-cli-b-'));
+    expect(run([...TRAIN, '--out', straight]).status).toBe(0);
+
+    // kill at a random moment after the first checkpoint exists
+    const child: ChildProcess = spawn(process.execPath, [BIN, ...TRAIN, '--out', killed], { stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    for (let i = 0; i < 600 && listCheckpoints(killed).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, Math.random() * 1500));
+    child.kill('SIGKILL');
+    await exited;
+
+    const resumed = run([...TRAIN, '--out', killed, '--resume']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const a = readCheckpoint(listCheckpoints(straight)[0]);
+    const b = readCheckpoint(listCheckpoints(killed)[0]);
+    expect(b.step).toBe(8);
+    for (const k of Object.keys(a.tensors)) expect(sameBytes(a.tensors[k].data, b.tensors[k].data), k).toBe(true);
+  });
+
+  it('refuses to resume with another model configuration', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dk-cli-m-'));
+    expect(run([...TRAIN, '--steps', '2', '--out', dir]).status).toBe(0);
+    const r = run([...TRAIN, '--steps', '4', '--preset', 'small', '--out', dir, '--resume']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/was made with another configuration/);
+  });
+
+  it('sample is deterministic in its seed and dumps samples and labels as documented', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dk-cli-s-'));
+    expect(run([...TRAIN, '--steps', '2', '--out', dir]).status).toBe(0);
+    const weights = join(dir, 'ema.safetensors');
+    const args = (seed: string, n: string) => ['sample', '--checkpoint', weights, '--steps', '2', '--count', '6', '--labels', '3,7', '--seed', seed, '--out', join(dir, `g${n}.png`), '--dump', join(dir, `d${n}.safetensors`), '--quiet'];
+    for (const [seed, n] of [['5', '1'], ['5', '2'], ['6', '3']]) expect(run(args(seed, n)).status).toBe(0);
+    const load = (n: string) => decodeSafetensors(readFileSync(join(dir, `d${n}.safetensors`))).tensors;
+    const [d1, d2, d3] = ['1', '2', '3'].map(load);
+    expect(d1.samples.shape).toEqual([6, 1, 28, 28]);
+    expect(d1.samples.dtype).toBe('F32');
+    expect(d1.labels.dtype).toBe('I32');
+    expect(Array.from(d1.labels.data)).toEqual([3, 7, 3, 7, 3, 7]);
+    expect(sameBytes(d1.samples.data as Float32Array, d2.samples.data as Float32Array)).toBe(true);
+    expect(sameBytes(d1.samples.data as Float32Array, d3.samples.data as Float32Array)).toBe(false);
+    expect(existsSync(join(dir, 'g1.png'))).toBe(true);
+  });
+});

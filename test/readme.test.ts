@@ -1,0 +1,18 @@
+// The README's engine example is examples/fit-mlp.ts verbatim, and it runs as written.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+
+const root = join(__dirname, '..');
+
+it('the README shows examples/fit-mlp.ts verbatim, and it trains as printed', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const example = readFileSync(join(root, 'examples', 'fit-mlp.ts'), 'utf8');
+  expect(readme).toContain(example.trim());
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'examples', 'fit-mlp.ts')], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  expect(r.status, r.stderr).toBe(0);
+  const losses = [...r.stdout.matchAll(/step (\d+): loss ([\d.]+)/g)].map((m) => Number(m[2]));
+  expect(losses).toHaveLength(3);
+  expect(losses[2]).toBeLessThan(0.01);
+});
