@@ -1,8 +1,9 @@
 // conv2d (stride, padding, groups) as implicit GEMM on the shared register-blocked skeleton: the
 // forward pass and both gradients differ only in how they gather their operands.
-import { gemmKernel } from '../../kernels/gemm';
+import type { GemmSpec } from '../../kernels/gemm';
+import { runGemm } from '../gemm';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
-import { storage, u32, i32 } from '../../kernels/kernel';
+import { u32, i32 } from '../../kernels/kernel';
 import { Tensor, recordGrad } from '../tensor';
 import { launch } from './base';
 
@@ -44,95 +45,144 @@ function geometry(x: Tensor, w: Tensor, opts: Conv2dOptions): Geometry {
 
 const name = (what: string, s: Geometry) => `conv2d.${what} ${s.n}x${s.cin}x${s.h}x${s.w} -> ${s.cout} k${s.kh}x${s.kw} s${s.sh} p${s.ph} g${s.g}`;
 
+/** WGSL: whether (iy, ix) lies inside the input and its offset within one channel plane (0 when
+ *  outside, so the load stays in bounds). Branch-free: `&` does not short-circuit, and a negative
+ *  i32 becomes a huge u32, failing `< h`. */
+function planeOffset(s: Geometry, iy: string, ix: string): string {
+  return `let ok = (u32(${iy}) < ${u32(s.h)}) & (u32(${ix}) < ${u32(s.w)});
+  let off = select(0u, u32(${iy}) * ${u32(s.w)} + u32(${ix}), ok);`;
+}
+
+/** x[n, ci, oy*s - p + ky, ox*s - p + kx] as a function of the image, channel, tap r and output position */
+function gatherInput(s: Geometry, fn: string, args: string, img: string, ci: string, r: string, p: string): string {
+  return `fn ${fn}(${args}) -> f32 {
+  let img = ${img};
+  let ci = ${ci};
+  let r = ${r};
+  let p = ${p};
+  let iy = i32((p / ${u32(s.wo)}) * ${u32(s.sh)} + r / ${u32(s.kw)}) - ${i32(s.ph)};
+  let ix = i32((p % ${u32(s.wo)}) * ${u32(s.sw)} + r % ${u32(s.kw)}) - ${i32(s.pw)};
+  ${planeOffset(s, 'iy', 'ix')}
+  return select(0.0, X[(img * ${u32(s.cin)} + ci) * ${u32(s.h * s.w)} + off], ok);
+}`;
+}
+
+/** A 1x1 convolution with stride 1 and no padding reads its input as a plain matrix. */
+const pointwise = (s: Geometry) => s.kh === 1 && s.kw === 1 && s.sh === 1 && s.sw === 1 && s.ph === 0 && s.pw === 0;
+
 /** y[n, co, oy, ox] = bias[co] + sum w[co, ci, ky, kx] x[n, g*CinG + ci, oy*s - p + ky, ox*s - p + kx] */
 function forward(x: Tensor, w: Tensor, bias: Tensor | null, s: Geometry): Tensor {
   const K = s.cinG * s.kh * s.kw;
+  const P = s.ho * s.wo;
   const out = Tensor.empty([s.n, s.cout, s.ho, s.wo], 'f32', x.gpu);
-  const kernel = gemmKernel({
+  const grp = `(b % ${u32(s.g)})`;
+  const img = `(b / ${u32(s.g)})`;
+  const spec: GemmSpec = {
     name: name('fwd', s),
     batch: s.n * s.g,
     M: s.coutG,
-    N: s.ho * s.wo,
+    N: P,
     K,
-    decls: `${storage(0, 'W', 'read')}\n${storage(1, 'X', 'read')}\n${bias ? storage(2, 'bias', 'read') + '\n' : ''}${storage(bias ? 3 : 2, 'Y', 'read_write')}
-fn gatherX(b: u32, k: u32, p: u32) -> f32 {
-  let grp = b % ${u32(s.g)};
-  let img = b / ${u32(s.g)};
-  let ci = grp * ${u32(s.cinG)} + k / ${u32(s.kh * s.kw)};
-  let r = k % ${u32(s.kh * s.kw)};
-  let iy = i32((p / ${u32(s.wo)}) * ${u32(s.sh)} + r / ${u32(s.kw)}) - ${i32(s.ph)};
-  let ix = i32((p % ${u32(s.wo)}) * ${u32(s.sw)} + r % ${u32(s.kw)}) - ${i32(s.pw)};
-  if (iy < 0i || iy >= ${i32(s.h)} || ix < 0i || ix >= ${i32(s.w)}) { return 0.0; }
-  return X[(img * ${u32(s.cin)} + ci) * ${u32(s.h * s.w)} + u32(iy) * ${u32(s.w)} + u32(ix)];
-}`,
-    loadA: `W[((b % ${u32(s.g)}) * ${u32(s.coutG)} + m) * ${u32(K)} + k]`,
-    loadB: 'gatherX(b, k, n)',
-    store: `let co = (b % ${u32(s.g)}) * ${u32(s.coutG)} + m;
-  Y[((b / ${u32(s.g)}) * ${u32(s.cout)} + co) * ${u32(s.ho * s.wo)} + n] = v${bias ? ' + bias[co]' : ''};`,
-  });
-  x.gpu.dispatch(kernel, bias ? [w.buffer, x.buffer, bias.buffer, out.buffer] : [w.buffer, x.buffer, out.buffer]);
+    a: { kind: 'strided', buffer: 'W', offset: `${grp} * ${u32(s.coutG * K)}`, aligned4: s.g === 1 || (s.coutG * K) % 4 === 0, rowStride: K, colStride: 1 },
+    b: pointwise(s)
+      ? { kind: 'strided', buffer: 'X', offset: `(${img} * ${u32(s.cin)} + ${grp} * ${u32(s.cinG)}) * ${u32(P)}`, aligned4: P % 4 === 0 || (s.g === 1 && (s.cin * P) % 4 === 0), rowStride: P, colStride: 1 }
+      : {
+          kind: 'gather',
+          buffers: ['X'],
+          call: 'gatherX',
+          fn: gatherInput(s, 'gatherX', 'b: u32, k: u32, n: u32', img, `${grp} * ${u32(s.cinG)} + k / ${u32(s.kh * s.kw)}`, `k % ${u32(s.kh * s.kw)}`, 'n'),
+        },
+    out: { buffer: 'Y', offset: `(${img} * ${u32(s.cout)} + ${grp} * ${u32(s.coutG)}) * ${u32(P)}`, aligned4: P % 4 === 0 || (s.g === 1 && (s.cout * P) % 4 === 0), rowStride: P },
+    epilogue: bias ? { buffers: ['bias'], expr: `v + bias[${grp} * ${u32(s.coutG)} + m]` } : undefined,
+  };
+  runGemm(x.gpu, spec, 'conv.fwd', { W: w.buffer, X: x.buffer, Y: out.buffer, ...(bias ? { bias: bias.buffer } : {}) });
   return out;
 }
 
 /** dx[n, ci, iy, ix] = sum over (co, ky, kx) with oy = (iy + p - ky)/s integral and in range. */
 function gradInput(g: Tensor, w: Tensor, s: Geometry): Tensor {
-  const K = s.coutG * s.kh * s.kw;
+  const khw = s.kh * s.kw;
+  const K = s.coutG * khw;
+  const HW = s.h * s.w;
+  const P = s.ho * s.wo;
   const out = Tensor.empty([s.n, s.cin, s.h, s.w], 'f32', g.gpu);
-  const kernel = gemmKernel({
+  const grp = `(b % ${u32(s.g)})`;
+  const img = `(b / ${u32(s.g)})`;
+  const spec: GemmSpec = {
     name: name('dx', s),
     batch: s.n * s.g,
     M: s.cinG,
-    N: s.h * s.w,
+    N: HW,
     K,
-    decls: `${storage(0, 'W', 'read')}\n${storage(1, 'G', 'read')}\n${storage(2, 'DX', 'read_write')}
-fn gatherG(b: u32, k: u32, p: u32) -> f32 {
-  let grp = b % ${u32(s.g)};
-  let img = b / ${u32(s.g)};
-  let co = grp * ${u32(s.coutG)} + k / ${u32(s.kh * s.kw)};
-  let r = k % ${u32(s.kh * s.kw)};
+    // A[ci, (co, ky, kx)] = w[co, ci, ky, kx]
+    a:
+      khw === 1
+        ? { kind: 'strided', buffer: 'W', offset: `${grp} * ${u32(s.coutG * s.cinG)}`, aligned4: s.g === 1 || (s.coutG * s.cinG) % 4 === 0, rowStride: 1, colStride: s.cinG }
+        : {
+            kind: 'gather',
+            buffers: ['W'],
+            call: 'gatherW',
+            fn: `fn gatherW(b: u32, m: u32, k: u32) -> f32 {
+  return W[(${grp} * ${u32(s.coutG)} + k / ${u32(khw)}) * ${u32(s.cinG * khw)} + m * ${u32(khw)} + k % ${u32(khw)}];
+}`,
+          },
+    b: pointwise(s)
+      ? { kind: 'strided', buffer: 'G', offset: `(${img} * ${u32(s.cout)} + ${grp} * ${u32(s.coutG)}) * ${u32(P)}`, aligned4: P % 4 === 0 || (s.g === 1 && (s.cout * P) % 4 === 0), rowStride: P, colStride: 1 }
+      : {
+          kind: 'gather',
+          buffers: ['G'],
+          call: 'gatherG',
+          fn: `fn gatherG(b: u32, k: u32, p: u32) -> f32 {
+  let co = ${grp} * ${u32(s.coutG)} + k / ${u32(khw)};
+  let r = k % ${u32(khw)};
   let ty = i32(p / ${u32(s.w)}) + ${i32(s.ph)} - i32(r / ${u32(s.kw)});
   let tx = i32(p % ${u32(s.w)}) + ${i32(s.pw)} - i32(r % ${u32(s.kw)});
-  if (ty < 0i || tx < 0i || ty % ${i32(s.sh)} != 0i || tx % ${i32(s.sw)} != 0i) { return 0.0; }
   let oy = ty / ${i32(s.sh)};
   let ox = tx / ${i32(s.sw)};
-  if (oy >= ${i32(s.ho)} || ox >= ${i32(s.wo)}) { return 0.0; }
-  return G[(img * ${u32(s.cout)} + co) * ${u32(s.ho * s.wo)} + u32(oy) * ${u32(s.wo)} + u32(ox)];
+  let ok = (ty >= 0i) & (tx >= 0i) & (ty % ${i32(s.sh)} == 0i) & (tx % ${i32(s.sw)} == 0i) & (oy < ${i32(s.ho)}) & (ox < ${i32(s.wo)});
+  let off = select(0u, u32(oy) * ${u32(s.wo)} + u32(ox), ok);
+  return select(0.0, G[(${img} * ${u32(s.cout)} + co) * ${u32(P)} + off], ok);
 }`,
-    // A[ci, (co, ky, kx)] = w[co, ci, ky, kx]
-    loadA: `W[((b % ${u32(s.g)}) * ${u32(s.coutG)} + k / ${u32(s.kh * s.kw)}) * ${u32(s.cinG * s.kh * s.kw)} + m * ${u32(s.kh * s.kw)} + k % ${u32(s.kh * s.kw)}]`,
-    loadB: 'gatherG(b, k, n)',
-    store: `DX[((b / ${u32(s.g)}) * ${u32(s.cin)} + (b % ${u32(s.g)}) * ${u32(s.cinG)} + m) * ${u32(s.h * s.w)} + n] = v;`,
-  });
-  g.gpu.dispatch(kernel, [w.buffer, g.buffer, out.buffer]);
+        },
+    out: { buffer: 'DX', offset: `(${img} * ${u32(s.cin)} + ${grp} * ${u32(s.cinG)}) * ${u32(HW)}`, aligned4: HW % 4 === 0 || (s.g === 1 && (s.cin * HW) % 4 === 0), rowStride: HW },
+  };
+  runGemm(g.gpu, spec, 'conv.dx', { W: w.buffer, G: g.buffer, DX: out.buffer });
   return out;
 }
 
 /** dw[co, ci, ky, kx] = sum over (n, oy, ox) of g[n, co, oy, ox] x[n, ci, oy*s - p + ky, ox*s - p + kx]. */
 function gradWeight(g: Tensor, x: Tensor, s: Geometry): Tensor {
   const P = s.ho * s.wo;
+  const khw = s.kh * s.kw;
+  const N = s.cinG * khw;
   const out = Tensor.empty([s.cout, s.cinG, s.kh, s.kw], 'f32', g.gpu);
-  const kernel = gemmKernel({
+  const spec: GemmSpec = {
     name: name('dw', s),
     batch: s.g,
     M: s.coutG,
-    N: s.cinG * s.kh * s.kw,
+    N,
     K: s.n * P,
-    decls: `${storage(0, 'G', 'read')}\n${storage(1, 'X', 'read')}\n${storage(2, 'DW', 'read_write')}
-fn gatherX(b: u32, k: u32, j: u32) -> f32 {
-  let img = k / ${u32(P)};
-  let p = k % ${u32(P)};
-  let ci = b * ${u32(s.cinG)} + j / ${u32(s.kh * s.kw)};
-  let r = j % ${u32(s.kh * s.kw)};
-  let iy = i32((p / ${u32(s.wo)}) * ${u32(s.sh)} + r / ${u32(s.kw)}) - ${i32(s.ph)};
-  let ix = i32((p % ${u32(s.wo)}) * ${u32(s.sw)} + r % ${u32(s.kw)}) - ${i32(s.pw)};
-  if (iy < 0i || iy >= ${i32(s.h)} || ix < 0i || ix >= ${i32(s.w)}) { return 0.0; }
-  return X[(img * ${u32(s.cin)} + ci) * ${u32(s.h * s.w)} + u32(iy) * ${u32(s.w)} + u32(ix)];
+    // A[co, (img, p)] = g[img, b * CoutG + co, p]
+    a:
+      s.n === 1
+        ? { kind: 'strided', buffer: 'G', offset: `b * ${u32(s.coutG * P)}`, aligned4: s.g === 1 || (s.coutG * P) % 4 === 0, rowStride: P, colStride: 1 }
+        : {
+            kind: 'gather',
+            buffers: ['G'],
+            call: 'gatherG',
+            fn: `fn gatherG(b: u32, m: u32, k: u32) -> f32 {
+  return G[((k / ${u32(P)}) * ${u32(s.cout)} + b * ${u32(s.coutG)} + m) * ${u32(P)} + k % ${u32(P)}];
 }`,
-    loadA: `G[((k / ${u32(P)}) * ${u32(s.cout)} + b * ${u32(s.coutG)} + m) * ${u32(P)} + k % ${u32(P)}]`,
-    loadB: 'gatherX(b, k, n)',
-    store: `DW[(b * ${u32(s.coutG)} + m) * ${u32(s.cinG * s.kh * s.kw)} + n] = v;`,
-  });
-  g.gpu.dispatch(kernel, [g.buffer, x.buffer, out.buffer]);
+          },
+    b: {
+      kind: 'gather',
+      buffers: ['X'],
+      call: 'gatherX',
+      fn: gatherInput(s, 'gatherX', 'b: u32, k: u32, j: u32', `k / ${u32(P)}`, `b * ${u32(s.cinG)} + j / ${u32(khw)}`, `j % ${u32(khw)}`, `k % ${u32(P)}`),
+    },
+    out: { buffer: 'DW', offset: `b * ${u32(s.coutG * N)}`, aligned4: s.g === 1 || (s.coutG * N) % 4 === 0, rowStride: N },
+  };
+  runGemm(g.gpu, spec, 'conv.dw', { G: g.buffer, X: x.buffer, DW: out.buffer });
   return out;
 }
 

@@ -1,8 +1,8 @@
 // Batched matmul with broadcast batch dims. Transposed operands are read through strides, so the
 // backward pass (g @ b^T, a^T @ g) launches the same kernel without copying.
-import { gemmKernel } from '../../kernels/gemm';
+import { runGemm } from '../gemm';
 import { contiguousStrides } from '../../kernels/elementwise';
-import { storage, u32 } from '../../kernels/kernel';
+import { u32 } from '../../kernels/kernel';
 import { Tensor, recordGrad } from '../tensor';
 import { broadcastShapes, zeros } from './base';
 import { sumTo } from './reduce';
@@ -40,21 +40,25 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   if (K === 0) return zeros(outShape, { gpu: a.gpu }); // an empty sum
   const out = Tensor.empty(outShape, 'f32', a.gpu);
   if (out.size === 0) return out;
-  const aIdx = transA ? `m + k * ${u32(ac)}` : `m * ${u32(ac)} + k`;
-  const bIdx = transB ? `n * ${u32(bc)} + k` : `k * ${u32(bc)} + n`;
-  const kernel = gemmKernel({
-    name: `matmul ${str(a.shape)}${transA ? 'T' : ''}x${str(b.shape)}${transB ? 'T' : ''}`,
-    batch: nb,
-    M,
-    N,
-    K,
-    decls: `${storage(0, 'A', 'read')}\n${storage(1, 'B', 'read')}\n${storage(2, 'C', 'read_write')}`,
-    loadA: `A[${batchOffset(batch, aBatch, ar * ac)} + ${aIdx}]`,
-    loadB: `B[${batchOffset(batch, bBatch, br * bc)} + ${bIdx}]`,
-    store: `C[b * ${u32(M * N)} + m * ${u32(N)} + n] = v;`,
-  });
   if (nb > 65535) throw new Error(`matmul: ${nb} batched products exceed the 65535 the launch grid allows; reshape into fewer, larger products`);
-  a.gpu.dispatch(kernel, [a.buffer, b.buffer, out.buffer]);
+  const aSize = ar * ac;
+  const bSize = br * bc;
+  runGemm(
+    a.gpu,
+    {
+      name: `matmul ${str(a.shape)}${transA ? 'T' : ''}x${str(b.shape)}${transB ? 'T' : ''}`,
+      batch: nb,
+      M,
+      N,
+      K,
+      // A[m, k] = a[m, k] or a[k, m]; B[k, n] = b[k, n] or b[n, k]
+      a: { kind: 'strided', buffer: 'A', offset: batchOffset(batch, aBatch, aSize), aligned4: aSize % 4 === 0, rowStride: transA ? 1 : ac, colStride: transA ? ac : 1 },
+      b: { kind: 'strided', buffer: 'B', offset: batchOffset(batch, bBatch, bSize), aligned4: bSize % 4 === 0, rowStride: transB ? 1 : bc, colStride: transB ? bc : 1 },
+      out: { buffer: 'C', offset: `b * ${u32(M * N)}`, aligned4: (M * N) % 4 === 0, rowStride: N },
+    },
+    'matmul',
+    { A: a.buffer, B: b.buffer, C: out.buffer },
+  );
   return out;
 }
 
