@@ -11,6 +11,8 @@ export interface AdapterSummary {
   description: string;
   backend: Backend;
   featureLevel: 'core' | 'compatibility';
+  /** the driver's device name where it gives one (e.g. 'llvmpipe-...' on Mesa's software GL path) */
+  device?: string;
 }
 
 export interface MemoryStats {
@@ -60,9 +62,31 @@ export async function requestGpuFrom(gpu: GPU, backend: Backend = 'default'): Pr
   const info = adapter.info;
   return new Gpu(
     device,
-    { vendor: info.vendor, architecture: info.architecture, description: info.description, backend, featureLevel },
+    { vendor: info.vendor, architecture: info.architecture, description: info.description, backend, featureLevel, device: info.device },
     gpu,
   );
+}
+
+/** GPU time of one kernel name, summed over its dispatches (profiling mode). */
+export interface KernelProfile {
+  name: string;
+  dispatches: number;
+  /** total GPU milliseconds from timestamp queries; null where the adapter has none */
+  ms: number | null;
+}
+
+/** Timestamp pairs (2 per dispatch) per command encoder; WebGPU allows 4096 queries per set. */
+const PROFILE_QUERIES = 4096;
+
+interface Profiler {
+  querySet: GPUQuerySet | null;
+  resolve: GPUBuffer | null;
+  /** kernel names of the dispatches timed in the open encoder, in query order */
+  names: string[];
+  /** readbacks of submitted encoders */
+  submitted: { buffer: GPUBuffer; names: string[] }[];
+  /** dispatch counts by name (also without timestamps) */
+  counts: Map<string, number>;
 }
 
 interface CachedPipeline {
@@ -96,6 +120,8 @@ export class Gpu {
   readonly memory: MemoryStats = { liveBytes: 0, pooledBytes: 0, peakBytes: 0, buffersCreated: 0 };
   /** Counters for the whole life of the device. */
   readonly counters = { dispatches: 0, submits: 0, readbacks: 0, pipelines: 0 };
+  /** Non-null while profiling (off by default; the normal path only tests this field). */
+  private profiler: Profiler | null = null;
 
   constructor(
     readonly device: GPUDevice,
@@ -268,12 +294,113 @@ export class Gpu {
       });
     }
     const bindGroup = this.device.createBindGroup({ label: kernel.name, layout, entries });
+    if (this.profiler) {
+      this.profiledDispatch(this.profiler, kernel.name, pipeline, bindGroup, x, y, z);
+      return;
+    }
     const pass = this.getPass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     this.counters.dispatches++;
     if (++this.recorded >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  // ---- profiling ------------------------------------------------------------------------------
+
+  /** Whether this device can time kernels on the GPU (timestamp queries). */
+  get canTimeKernels(): boolean {
+    return this.features.has('timestamp-query');
+  }
+
+  /**
+   * Time every following dispatch on the GPU: each gets its own compute pass with timestamp writes,
+   * and `readProfile()` sums the times per kernel name. Without timestamp queries only dispatch counts
+   * are kept. Profiling splits passes, so it slows the work it measures slightly; it is off by default.
+   */
+  startProfiling(): void {
+    if (this.profiler) return;
+    this.endPass();
+    const timed = this.canTimeKernels;
+    this.profiler = {
+      querySet: timed ? this.device.createQuerySet({ type: 'timestamp', count: PROFILE_QUERIES }) : null,
+      resolve: timed
+        ? this.device.createBuffer({ size: PROFILE_QUERIES * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC })
+        : null,
+      names: [],
+      submitted: [],
+      counts: new Map(),
+    };
+  }
+
+  get profiling(): boolean {
+    return this.profiler !== null;
+  }
+
+  private profiledDispatch(p: Profiler, name: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y: number, z: number): void {
+    p.counts.set(name, (p.counts.get(name) ?? 0) + 1);
+    this.endPass();
+    let pass: GPUComputePassEncoder;
+    if (p.querySet) {
+      if ((p.names.length + 1) * 2 > PROFILE_QUERIES) this.flush();
+      const q = p.names.length * 2;
+      p.names.push(name);
+      pass = this.getEncoder().beginComputePass({
+        timestampWrites: { querySet: p.querySet, beginningOfPassWriteIndex: q, endOfPassWriteIndex: q + 1 },
+      });
+    } else {
+      pass = this.getEncoder().beginComputePass();
+    }
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    this.counters.dispatches++;
+    if (++this.recorded >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Called by flush() before the encoder is finished: resolve this encoder's timestamps. */
+  private resolveProfile(encoder: GPUCommandEncoder): void {
+    const p = this.profiler;
+    if (!p?.querySet || !p.resolve || p.names.length === 0) return;
+    const count = p.names.length * 2;
+    const buffer = this.device.createBuffer({ size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    encoder.resolveQuerySet(p.querySet, 0, count, p.resolve, 0);
+    encoder.copyBufferToBuffer(p.resolve, 0, buffer, 0, count * 8);
+    p.submitted.push({ buffer, names: p.names });
+    p.names = [];
+  }
+
+  /** Per-kernel GPU time since startProfiling() or the last read (submits and waits). Sorted by time. */
+  async readProfile(): Promise<KernelProfile[]> {
+    const p = this.profiler;
+    if (!p) return [];
+    await this.sync();
+    const ms = new Map<string, number>();
+    for (const { buffer, names } of p.submitted) {
+      await buffer.mapAsync(GPUMapMode.READ);
+      const t = new BigInt64Array(buffer.getMappedRange());
+      names.forEach((name, i) => {
+        const dt = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+        ms.set(name, (ms.get(name) ?? 0) + Math.max(0, dt));
+      });
+      buffer.destroy();
+    }
+    p.submitted = [];
+    const out: KernelProfile[] = [...p.counts].map(([name, dispatches]) => ({ name, dispatches, ms: p.querySet ? (ms.get(name) ?? 0) : null }));
+    p.counts = new Map();
+    return out.sort((a, b) => (b.ms ?? 0) - (a.ms ?? 0) || b.dispatches - a.dispatches);
+  }
+
+  /** Stop profiling (what was not read is dropped). */
+  stopProfiling(): void {
+    const p = this.profiler;
+    if (!p) return;
+    this.flush();
+    this.profiler = null;
+    for (const { buffer } of p.submitted) buffer.destroy();
+    p.querySet?.destroy();
+    p.resolve?.destroy();
   }
 
   private getEncoder(): GPUCommandEncoder {
@@ -297,6 +424,7 @@ export class Gpu {
       this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformData, 0, this.uniformUsed);
       this.uniformUsed = 0;
     }
+    if (this.profiler) this.resolveProfile(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.recorded = 0;
@@ -313,6 +441,7 @@ export class Gpu {
   }
 
   destroy(): void {
+    this.stopProfiling();
     this.flush();
     this.trimPool();
     this.uniformBuffer.destroy();
