@@ -1,0 +1,180 @@
+// Every GEMM variant (register-blocked along n or m, workgroup-tiled, split-K) against float64 CPU
+// references, on odd shapes that exercise tile edges, vec4 and scalar load paths, transposed operands,
+// broadcast batches, and conv2d as implicit GEMM (forward with bias, input and weight gradients).
+import { afterEach, expect, it } from 'vitest';
+import { type GemmVariant, gemmPlan, variantKey } from '../src/kernels/gemm';
+import { forceGemmVariant, exportGemmChoices, importGemmChoices, clearGemmChoices, pendingGemmClasses, tuneGemms } from '../src/engine/gemm';
+import { conv2d, matmulRaw, scope } from '../src/engine/index';
+import { NDArray, conv2d as refConv2d, makeRng, matmul as refMatmul, transpose as refTranspose } from './reference';
+import { expectTensorClose, forEachBackend, randF32, upload } from './helpers/gpu';
+
+const VARIANTS: GemmVariant[] = [
+  { kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK: 1 },
+  { kind: 'reg', lanes: 'n', tm: 16, tn: 8, wg: 16, splitK: 1 },
+  { kind: 'reg', lanes: 'n', tm: 3, tn: 5, wg: 4, splitK: 1 },
+  { kind: 'reg', lanes: 'm', tm: 8, tn: 16, wg: 8, splitK: 1 },
+  { kind: 'reg', lanes: 'm', tm: 4, tn: 8, wg: 16, splitK: 1 },
+  { kind: 'reg', lanes: 'm', tm: 5, tn: 3, wg: 2, splitK: 1 },
+  { kind: 'tiled', rm: 4, rn: 4, tk: 16, splitK: 1 },
+  { kind: 'tiled', rm: 8, rn: 8, tk: 8, splitK: 1 },
+  { kind: 'tiled', rm: 2, rn: 1, tk: 4, splitK: 1 },
+  { kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK: 4 },
+  { kind: 'reg', lanes: 'm', tm: 4, tn: 8, wg: 16, splitK: 3 },
+  { kind: 'tiled', rm: 4, rn: 4, tk: 16, splitK: 5 },
+];
+
+/** [aShape, bShape, transA, transB]: a is stored [.., K, M] when transA, b [.., N, K] when transB. */
+const MATMULS: [number[], number[], boolean, boolean][] = [
+  [[1, 1], [1, 1], false, false],
+  [[7, 33], [33, 1], false, false],
+  [[33, 7], [7, 257], false, false], // long N: several workgroups along n
+  [[12, 16], [16, 20], false, false], // vec4 along n, tile edges
+  [[40, 12], [20, 40], true, true], // A^T (contiguous along m), B^T (contiguous along k, vec4 along k)
+  [[9, 33], [5, 33], false, true], // B^T with K not a multiple of 4 (scalar loads)
+  [[3, 7, 36], [36, 9], false, false], // batch, b broadcast
+  [[2, 1, 5, 8], [3, 8, 4], false, false], // broadcast batch dims on both sides
+];
+
+function refMatmulT(a: NDArray, b: NDArray, transA: boolean, transB: boolean): NDArray {
+  return refMatmul(transA ? refTranspose(a) : a, transB ? refTranspose(b) : b);
+}
+
+interface ConvCase {
+  x: [number, number, number, number];
+  w: [number, number, number, number];
+  stride?: number;
+  padding?: number;
+  groups?: number;
+  bias: boolean;
+}
+
+const CONVS: ConvCase[] = [
+  { x: [2, 3, 9, 7], w: [5, 3, 3, 3], padding: 1, bias: true },
+  { x: [1, 4, 8, 8], w: [6, 2, 3, 3], stride: 2, padding: 1, groups: 2, bias: false },
+  { x: [3, 8, 4, 4], w: [12, 8, 1, 1], bias: true }, // pointwise: strided operands, vec4 paths
+];
+
+/** float64 gradients of sum(y * seed) for y = conv2d(x, w) (no bias). */
+function refConvGrads(x: NDArray, w: NDArray, seed: NDArray, c: ConvCase): { dx: NDArray; dw: NDArray } {
+  const s = c.stride ?? 1;
+  const p = c.padding ?? 0;
+  const groups = c.groups ?? 1;
+  const [N, Cin, H, W] = x.shape;
+  const [Cout, CinG, kh, kw] = w.shape;
+  const [, , Ho, Wo] = seed.shape;
+  const CoutG = Cout / groups;
+  const dx = new NDArray(x.shape);
+  const dw = new NDArray(w.shape);
+  for (let n = 0; n < N; n++)
+    for (let co = 0; co < Cout; co++) {
+      const g = Math.floor(co / CoutG);
+      for (let oy = 0; oy < Ho; oy++)
+        for (let ox = 0; ox < Wo; ox++) {
+          const gv = seed.data[((n * Cout + co) * Ho + oy) * Wo + ox];
+          for (let cg = 0; cg < CinG; cg++)
+            for (let ky = 0; ky < kh; ky++)
+              for (let kx = 0; kx < kw; kx++) {
+                const iy = oy * s - p + ky;
+                const ix = ox * s - p + kx;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                const xi = ((n * Cin + g * CinG + cg) * H + iy) * W + ix;
+                const wi = ((co * CinG + cg) * kh + ky) * kw + kx;
+                dx.data[xi] += gv * w.data[wi];
+                dw.data[wi] += gv * x.data[xi];
+              }
+        }
+    }
+  return { dx, dw };
+}
+
+const CONV_VARIANTS = new Set(['reg.n.8x16.wg8.sk1', 'reg.m.5x3.wg2.sk1', 'tiled.2x1.tk4.sk1', 'reg.m.4x8.wg16.sk3']);
+
+const TOL = { rtol: 1e-4, atol: 1e-5, scaled: true };
+
+forEachBackend('gemm variants', () => {
+  afterEach(() => forceGemmVariant(null));
+
+  for (const variant of VARIANTS) {
+    it(`matmul ${variantKey(variant)}`, async () => {
+      forceGemmVariant(variant);
+      const rng = makeRng(7);
+      await scope(async () => {
+        for (const [as, bs, ta, tb] of MATMULS) {
+          const a = randF32(as, rng);
+          const b = randF32(bs, rng);
+          const y = matmulRaw(upload(a), upload(b), ta, tb);
+          await expectTensorClose(y, refMatmulT(a, b, ta, tb), TOL, `${variantKey(variant)} [${as}]${ta ? 'T' : ''} x [${bs}]${tb ? 'T' : ''}`);
+        }
+      });
+    });
+
+    // conv2d reuses the same generators; check its gather paths on one variant of each kind
+    if (!CONV_VARIANTS.has(variantKey(variant))) continue;
+    it(`conv2d forward and gradients ${variantKey(variant)}`, async () => {
+      forceGemmVariant(variant);
+      const rng = makeRng(11);
+      await scope(async () => {
+        for (const c of CONVS) {
+          const x = randF32(c.x, rng);
+          const w = randF32(c.w, rng);
+          const bias = c.bias ? randF32([c.w[0]], rng) : null;
+          const opts = { stride: c.stride, padding: c.padding, groups: c.groups };
+          const expected = refConv2d(x, w, bias, opts);
+          const xt = upload(x, { requiresGrad: true });
+          const wt = upload(w, { requiresGrad: true });
+          const y = conv2d(xt, wt, bias ? upload(bias) : null, opts);
+          const label = `${variantKey(variant)} conv x[${c.x}] w[${c.w}]`;
+          await expectTensorClose(y, expected, TOL, `${label} forward`);
+          const seed = randF32(expected.shape, rng);
+          y.backward(upload(seed));
+          const { dx, dw } = refConvGrads(x, w, seed, c);
+          await expectTensorClose(xt.grad!, dx, TOL, `${label} dx`);
+          await expectTensorClose(wt.grad!, dw, TOL, `${label} dw`);
+        }
+      });
+    });
+  }
+
+  it('split-K plans add a reduction launch and a scratch buffer', () => {
+    const spec = {
+      name: 't',
+      batch: 2,
+      M: 5,
+      N: 6,
+      K: 300,
+      a: { kind: 'strided' as const, buffer: 'A', offset: '0u', aligned4: true, rowStride: 300, colStride: 1 },
+      b: { kind: 'strided' as const, buffer: 'B', offset: '0u', aligned4: true, rowStride: 6, colStride: 1 },
+      out: { buffer: 'C', offset: 'b * 30u', aligned4: false, rowStride: 6 },
+    };
+    const plan = gemmPlan(spec, { kind: 'reg', lanes: 'n', tm: 4, tn: 4, wg: 8, splitK: 4 });
+    expect(plan.launches.length).toBe(2);
+    expect(plan.scratch?.bytes).toBe(4 * 2 * 5 * 6 * 4);
+    expect(gemmPlan(spec, { kind: 'reg', lanes: 'n', tm: 4, tn: 4, wg: 8, splitK: 1 }).launches.length).toBe(1);
+  });
+
+  it('the autotuner times candidates for pending shape classes and caches the choice', async () => {
+    clearGemmChoices();
+    const rng = makeRng(3);
+    await scope(async () => {
+      const a = randF32([48, 40], rng);
+      const b = randF32([40, 24], rng);
+      const at = upload(a);
+      const bt = upload(b);
+      matmulRaw(at, bt);
+      expect(pendingGemmClasses(at.gpu).length).toBeGreaterThan(0);
+      const results = await tuneGemms(at.gpu);
+      expect(results.length).toBeGreaterThan(0);
+      expect(results[0].timings.length).toBeGreaterThan(1);
+      expect(pendingGemmClasses(at.gpu)).toEqual([]);
+      // the tuned choice is used and still correct
+      await expectTensorClose(matmulRaw(at, bt), refMatmul(a, b), TOL, 'tuned matmul');
+      expect(pendingGemmClasses(at.gpu)).toEqual([]);
+      const json = exportGemmChoices();
+      clearGemmChoices();
+      expect(importGemmChoices(json)).toBeGreaterThan(0);
+      matmulRaw(at, bt);
+      expect(pendingGemmClasses(at.gpu)).toEqual([]);
+      expect(importGemmChoices('not json')).toBe(0);
+    });
+  });
+});
