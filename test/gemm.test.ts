@@ -91,7 +91,7 @@ const CONV_VARIANTS = new Set(['reg.n.8x16.wg8.sk1', 'reg.m.5x3.wg2.sk1', 'tiled
 
 const TOL = { rtol: 1e-4, atol: 1e-5, scaled: true };
 
-forEachBackend('gemm variants', () => {
+forEachBackend('gemm variants', (getGpu) => {
   afterEach(() => forceGemmVariant(null));
 
   for (const variant of VARIANTS) {
@@ -134,6 +134,27 @@ forEachBackend('gemm variants', () => {
       });
     });
   }
+
+  it('profiling mode times each kernel by name (timestamp queries where available) without changing results', async () => {
+    const gpu = getGpu();
+    const rng = makeRng(5);
+    await scope(async () => {
+      const a = randF32([24, 20], rng);
+      const b = randF32([20, 16], rng);
+      gpu.startProfiling();
+      const y = matmulRaw(upload(a), upload(b));
+      await expectTensorClose(y, refMatmul(a, b), TOL, 'matmul while profiling');
+      const prof = await gpu.readProfile();
+      gpu.stopProfiling();
+      const mm = prof.find((p) => p.name.startsWith('matmul'));
+      expect(mm?.dispatches).toBe(1);
+      if (gpu.canTimeKernels) expect(mm!.ms).toBeGreaterThan(0);
+      else expect(mm!.ms).toBeNull();
+      expect(gpu.profiling).toBe(false);
+      // the normal path is back: still correct
+      await expectTensorClose(matmulRaw(upload(a), upload(b)), refMatmul(a, b), TOL, 'matmul after profiling');
+    });
+  });
 
   it('split-K plans add a reduction launch and a scratch buffer', () => {
     const spec = {
