@@ -794,7 +794,7 @@ export function plotExperiment2d(r: Experiment2dResult, path: string): void {
 
   const yScale: Scale = { min: 1e-2, max: 1e4, log: true };
   const series = (ax: Axes, recs: VelocityRecord[], rgb: RGB, dash?: [number, number]) =>
-    ax.polyline(recs.map((q) => q.t), recs.map((q) => q.maxAbs), rgb, { dash, width: dash ? 1 : 2 });
+    ax.polyline(recs.map((q) => q.t), recs.map((q) => q.maxAbs), rgb, { dash, width: 2 });
   const T = Math.max(r.options.kac.T, r.options.ve.T);
   const traj = box(2, 0, lin(0, T), yScale);
   traj.hline(c, BLACK, [2, 3]);
