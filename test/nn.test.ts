@@ -136,7 +136,9 @@ describe.each(backends)('nn and optim on %s', (backend) => {
       if (i % 100 === 0) await gpu.sync();
     }
     await gpu.sync();
-    expect(gpu.memory.liveBytes).toBe(live);
+    // (unreferenced tensors may be returned by the garbage collector at any time, so live bytes
+    // can only fall; a leak would make them grow, and new buffers would be created)
+    expect(gpu.memory.liveBytes).toBeLessThanOrEqual(live);
     expect(gpu.memory.buffersCreated).toBe(created);
   });
 

@@ -108,7 +108,8 @@ export abstract class Module {
       if (s.shape.join() !== p.shape.join()) {
         throw new Error(`loadStateDict: ${name} has shape [${s.shape.join(', ')}] in the checkpoint but [${p.shape.join(', ')}] in the model (another model configuration?)`);
       }
-      p.gpu.upload(p.buffer, s.data);
+      if (s.data.length !== p.size) throw new Error(`loadStateDict: ${name} has ${s.data.length} values for shape [${p.shape.join(', ')}]`);
+      p.gpu.upload(p.writableBuffer, s.data);
     }
   }
 }

@@ -78,7 +78,7 @@ export class AdamW {
       }
       for (const p of withGrad) {
         const { m, v } = this.slots(p);
-        gpu.dispatch(adamwKernel(p.size), [p.buffer, p.grad!.buffer, m.buffer, v.buffer, scale.buffer], uniforms);
+        gpu.dispatch(adamwKernel(p.size), [p.writableBuffer, p.grad!.buffer, m.writableBuffer, v.writableBuffer, scale.buffer], uniforms);
       }
     });
   }
@@ -109,8 +109,8 @@ export class AdamW {
     this.params.forEach((p, k) => {
       if (state.m[k].length !== p.size || state.v[k].length !== p.size) throw new Error(`AdamW.loadStateDict: parameter ${k} has ${p.size} elements, state has ${state.m[k].length}`);
       const s = this.slots(p);
-      p.gpu.upload(s.m.buffer, state.m[k]);
-      p.gpu.upload(s.v.buffer, state.v[k]);
+      p.gpu.upload(s.m.writableBuffer, state.m[k]);
+      p.gpu.upload(s.v.writableBuffer, state.v[k]);
     });
     this.stepCount = state.step;
   }
@@ -150,7 +150,7 @@ export class EMA {
 
   update(): void {
     const uniforms = new Float32Array([this.currentDecay(), 0, 0, 0]);
-    this.module.parameters().forEach((p, k) => p.gpu.dispatch(emaKernel(p.size), [this.shadow[k].buffer, p.buffer], uniforms));
+    this.module.parameters().forEach((p, k) => p.gpu.dispatch(emaKernel(p.size), [this.shadow[k].writableBuffer, p.buffer], uniforms));
     this.updates++;
   }
 
@@ -160,7 +160,7 @@ export class EMA {
     if (params.length !== this.shadow.length) throw new Error('EMA.copyTo: target has a different number of parameters');
     params.forEach((p, k) => {
       if (p.size !== this.shadow[k].size) throw new Error(`EMA.copyTo: parameter ${k} has ${p.size} elements, EMA has ${this.shadow[k].size}`);
-      p.gpu.copy(this.shadow[k].buffer, 0, p.buffer, 0, p.size * 4);
+      p.gpu.copy(this.shadow[k].buffer, 0, p.writableBuffer, 0, p.size * 4);
     });
   }
 
@@ -175,8 +175,8 @@ export class EMA {
   loadStateDict(state: Record<string, { shape: readonly number[]; data: Float32Array }>): void {
     this.module.namedParameters().forEach(([name], k) => {
       const s = state[name];
-      if (!s || s.data.length !== this.shadow[k].size) throw new Error(`EMA.loadStateDict: missing or mis-sized ${name}`);
-      this.shadow[k].gpu.upload(this.shadow[k].buffer, s.data);
+      if (!s || s.data.length !== this.shadow[k].size) throw new Error(`EMA.loadStateDict: ${name} is ${s ? `${s.data.length} values, expected ${this.shadow[k].size}` : "missing"}`);
+      this.shadow[k].gpu.upload(this.shadow[k].writableBuffer, s.data);
     });
   }
 }

@@ -570,6 +570,8 @@ interface Entry { name: string; dtype: SafetensorsDtype; shape: number[]; begin:
  * (a `SafetensorsError` if a value does not fit in int32).
  */
 export function decodeSafetensors(bytes: Uint8Array, opts: DecodeSafetensorsOptions = {}): DecodedSafetensors {
+  // a plain Uint8Array view: Node's Buffer.slice shares memory, and tensors must own theirs
+  bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const file = opts.name ?? 'safetensors data';
   const maxHeader = opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER;
   const err = (code: SafetensorsErrorCode, problem: string, hint: string): never => {

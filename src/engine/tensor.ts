@@ -1,6 +1,7 @@
 // Tensor: a shape and a GPU buffer, plus how it was made (for reverse mode) and which memory scope
 // owns it. Ops live in ops/*.ts and are attached to the prototype there.
 import type { Gpu } from './gpu';
+import { type StridedView, elementwiseKernel } from '../kernels/elementwise';
 
 export type DType = 'f32' | 'i32';
 export type Shape = readonly number[];
@@ -32,9 +33,16 @@ export function getDefaultGpu(): Gpu {
 
 const scopes: Set<Tensor>[] = [];
 
-/** A GPU buffer shared by a tensor and its reshaped views; returned to the pool with the last one. */
+let nextId = 1;
+
+/** A GPU buffer shared by a tensor, its reshaped views and the lazy tensors that will read it;
+ *  returned to the pool with the last reference. */
 export class Storage {
+  readonly id = nextId++;
   refs = 0;
+  /** lazy tensors whose expression reads this buffer (realized before anyone writes it in place);
+   *  weak, so a forgotten lazy tensor can still be garbage-collected */
+  readonly readers = new Map<number, WeakRef<Tensor>>();
   constructor(
     readonly gpu: Gpu,
     readonly buffer: GPUBuffer,
@@ -48,7 +56,13 @@ export class Storage {
   }
 }
 
-const finalizer = new FinalizationRegistry<Storage>((storage) => storage.releaseRef());
+/** Returns the buffers of tensors nobody disposed (a lazy tensor holds references to its leaves). */
+const finalizer = new FinalizationRegistry<{ storages: Storage[]; lazyId?: number }>(({ storages, lazyId }) => {
+  for (const s of storages) {
+    if (lazyId !== undefined) s.readers.delete(lazyId);
+    s.releaseRef();
+  }
+});
 
 function collectTensors(value: unknown, into: Set<Tensor>, seen = new Set<unknown>()): void {
   if (value === null || typeof value !== 'object' || seen.has(value)) return;
@@ -152,6 +166,24 @@ export function checkShape(shape: Shape, what: string): number[] {
   return [...shape];
 }
 
+// ---- lazy elementwise fusion --------------------------------------------------------------------
+// Elementwise ops do not launch at once: they make a lazy tensor holding WGSL `let` statements over
+// leaf buffers. A consumer of the same shape inlines them, so a chain such as groupNorm's
+// sub-mul-rsqrt-add becomes one kernel; anything else that needs the buffer realizes it.
+
+/** Statements of a lazy tensor: node id -> WGSL expression, in dependency order. */
+export interface LazyExpr {
+  name: string;
+  lets: Map<number, string>;
+  /** identifier of the result (v<id>) */
+  result: number;
+  /** leaf identifier -> the buffer and the view it is read through */
+  leaves: Map<string, { storage: Storage; view: StridedView }>;
+}
+
+/** Inline at most this many statements into one kernel (longer chains are realized first). */
+export const MAX_FUSED_STATEMENTS = 32;
+
 export class Tensor {
   readonly shape: number[];
   readonly size: number;
@@ -159,20 +191,73 @@ export class Tensor {
   grad: Tensor | null = null;
   node: GradNode | null = null;
   private storage: Storage | null;
+  /** set while the tensor is an unlaunched elementwise expression */
+  lazy: LazyExpr | null = null;
   readonly gpu: Gpu;
+  private readonly id = nextId++;
 
-  /** Wraps storage (ops use this; users call the creation functions). */
+  /** Wraps storage (ops use this; users call the creation functions), or a lazy expression. */
   constructor(
-    storage: Storage,
+    source: Storage | { gpu: Gpu; lazy: LazyExpr },
     shape: Shape,
     readonly dtype: DType = 'f32',
   ) {
-    this.gpu = storage.gpu;
+    this.gpu = source.gpu;
     this.shape = [...shape];
     this.size = sizeOf(shape);
-    this.storage = storage.retain();
-    finalizer.register(this, storage, this);
+    if (source instanceof Storage) {
+      this.storage = source.retain();
+      finalizer.register(this, { storages: [source] }, this);
+    } else {
+      this.storage = null;
+      this.lazy = source.lazy;
+      const leaves = [...this.lazy.leaves.values()].map((l) => l.storage);
+      for (const leaf of leaves) {
+        leaf.retain();
+        leaf.readers.set(this.id, new WeakRef(this));
+      }
+      finalizer.register(this, { storages: leaves, lazyId: this.id }, this);
+    }
     scopes[scopes.length - 1]?.add(this);
+  }
+
+  private releaseLeaves(): void {
+    finalizer.unregister(this);
+    for (const leaf of this.lazy!.leaves.values()) {
+      leaf.storage.readers.delete(this.id);
+      leaf.storage.releaseRef();
+    }
+    this.lazy = null;
+  }
+
+  /** Launch the lazy expression into a buffer of its own. */
+  private realize(): void {
+    const lazy = this.lazy!;
+    // canonical names (x0.. for leaves, t0.. for statements) so equal graphs share one pipeline
+    const leafNames = [...lazy.leaves.keys()];
+    const leafIndex = new Map(leafNames.map((n, k) => [n, `x${k}`]));
+    const lets = [...lazy.lets.entries()].sort(([a], [b]) => a - b); // dependencies have smaller ids
+    const letIndex = new Map(lets.map(([id], k) => [`v${id}`, `t${k}`]));
+    const rename = (code: string) => code.replace(/\b(v\d+|s\d+_[a-z0-9_]+)\b/g, (m) => letIndex.get(m) ?? leafIndex.get(m) ?? m);
+    const body = lets.map(([id, code]) => `let ${letIndex.get(`v${id}`)} = ${rename(code)};`);
+    const views = leafNames.map((n) => lazy.leaves.get(n)!.view);
+    const kernel = elementwiseKernel(lazy.name, this.shape, views, letIndex.get(`v${lazy.result}`)!, this.dtype, body);
+    const storage = new Storage(this.gpu, this.gpu.alloc(Math.max(1, this.size) * 4));
+    if (this.size > 0) this.gpu.dispatch(kernel, [...leafNames.map((n) => lazy.leaves.get(n)!.storage.buffer), storage.buffer]);
+    this.releaseLeaves();
+    this.storage = storage.retain();
+    finalizer.register(this, { storages: [storage] }, this);
+  }
+
+  /** True when the tensor is lazy and may be inlined into an elementwise consumer of `shape`. */
+  fusableInto(shape: Shape): boolean {
+    return !!this.lazy && this.lazy.lets.size < MAX_FUSED_STATEMENTS && shape.length === this.shape.length && shape.every((d, i) => d === this.shape[i]);
+  }
+
+  /** The storage, realizing a lazy tensor first (for leaves of a fused expression). */
+  get storageForRead(): Storage {
+    this.buffer;
+    return this.storage!;
   }
 
   /** A new uninitialised tensor on `gpu` (contents are whatever the pooled buffer held). */
@@ -183,17 +268,24 @@ export class Tensor {
 
   /** A tensor of another shape over the same storage (no copy). */
   view(shape: Shape): Tensor {
-    if (!this.storage) this.buffer; // throws the disposed-tensor error
-    return new Tensor(this.storage!, shape, this.dtype);
+    return new Tensor(this.storageForRead, shape, this.dtype);
   }
 
   get buffer(): GPUBuffer {
+    if (this.lazy) this.realize();
     if (!this.storage) throw new Error(`use of a disposed tensor of shape [${this.shape.join(', ')}] (it was freed by dispose() or by the scope that created it; return it from the scope or keep() it)`);
     return this.storage.buffer;
   }
 
+  /** The buffer, for a kernel that writes it in place: lazy tensors still reading it launch first. */
+  get writableBuffer(): GPUBuffer {
+    const buffer = this.buffer;
+    for (const reader of [...this.storage!.readers.values()]) reader.deref()?.buffer;
+    return buffer;
+  }
+
   get disposed(): boolean {
-    return this.storage === null;
+    return this.storage === null && this.lazy === null;
   }
 
   get ndim(): number {
@@ -202,10 +294,12 @@ export class Tensor {
 
   /** Free the GPU buffer now (idempotent). */
   dispose(): void {
-    if (!this.storage) return;
-    finalizer.unregister(this);
-    this.storage.releaseRef();
-    this.storage = null;
+    if (this.lazy) this.releaseLeaves();
+    if (this.storage) {
+      finalizer.unregister(this);
+      this.storage.releaseRef();
+      this.storage = null;
+    }
     this.node = null;
     for (const s of scopes) s.delete(this);
   }
@@ -257,6 +351,8 @@ export class Tensor {
     const order: Tensor[] = [];
     const visited = new Set<Tensor>();
     const visit = (t: Tensor) => {
+      // a freed tensor has lost its node: it would pass for a leaf and silently stop the gradient
+      if (t.disposed) throw new Error(`backward(): the graph reaches a disposed tensor of shape [${t.shape.join(', ')}] (freed by dispose() or by the scope that created it); call backward() inside the scope that built the graph`);
       visited.add(t);
       for (const input of t.node?.inputs ?? []) if (input.requiresGrad && !visited.has(input)) visit(input);
       order.push(t);

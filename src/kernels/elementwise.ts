@@ -86,8 +86,9 @@ export function viewIndexing(shape: number[], views: StridedView[]): string {
   return lines.join('\n  ');
 }
 
-/** out = expr over inputs x0..x{n-1} (f32 values, or i32 for i32 views), with `i` the output index. */
-export function elementwiseKernel(name: string, outShape: number[], views: StridedView[], expr: string, outType: 'f32' | 'i32' = 'f32'): Kernel {
+/** out = expr over inputs x0..x{n-1} (f32 values, or i32 for i32 views), with `i` the output index;
+ *  `lets` are statements run before it (a fused chain of elementwise ops). */
+export function elementwiseKernel(name: string, outShape: number[], views: StridedView[], expr: string, outType: 'f32' | 'i32' = 'f32', lets: string[] = []): Kernel {
   const size = outShape.reduce((a, b) => a * b, 1);
   const wg = 256;
   const launch = linearLaunch(size, wg);
@@ -102,6 +103,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (i >= ${u32(size)}) { return; }
   ${viewIndexing(outShape, views)}
   ${loads}
+  ${lets.join('\n  ')}
   out[i] = ${expr};
 }`;
   return { name, code, workgroups: launch.workgroups };

@@ -3,7 +3,7 @@
 import type { Kernel } from '../../kernels/kernel';
 import { f32 } from '../../kernels/kernel';
 import { type StridedView, contiguousStrides, elementwiseKernel } from '../../kernels/elementwise';
-import { type DType, type Shape, Storage, Tensor, checkShape, getDefaultGpu, sizeOf } from '../tensor';
+import { type DType, type LazyExpr, type Shape, Storage, Tensor, checkShape, getDefaultGpu, sizeOf } from '../tensor';
 import type { Gpu } from '../gpu';
 
 export type Operand = Tensor | number;
@@ -51,20 +51,47 @@ export function broadcastView(shape: Shape, outShape: Shape, dtype: DType = 'f32
 }
 
 /**
- * A fused elementwise expression over named tensors, broadcast together: `ew('g * (1.0 - y * y)', {g, y})`.
- * Names must be plain identifiers; they are rewritten to the kernel's inputs. No gradient is recorded:
- * ops use this for forward kernels and backward rules alike.
+ * An elementwise expression over named tensors, broadcast together: `ew('g * (1.0 - y * y)', {g, y})`.
+ * Names must be plain identifiers. The result is lazy: same-shaped elementwise consumers inline it,
+ * so chains become one kernel (see LazyExpr in tensor.ts). No gradient is recorded: ops use this for
+ * forward kernels and backward rules alike.
  */
 export function ew(name: string, expr: string, inputs: Record<string, Tensor>, outShape?: Shape, outType: DType = 'f32'): Tensor {
   // only inputs the expression mentions are bound (an unbound buffer would not match the layout)
   const names = Object.keys(inputs).filter((n) => new RegExp(`\\b${n}\\b`).test(expr));
   const tensors = names.map((n) => inputs[n]);
-  const shape = outShape ?? broadcastShapes(name, ...tensors.map((t) => t.shape));
+  const shape = [...(outShape ?? broadcastShapes(name, ...tensors.map((t) => t.shape)))];
+  const gpu = tensors[0]?.gpu ?? getDefaultGpu();
+  const lets = new Map<number, string>();
+  const leaves: LazyExpr['leaves'] = new Map();
+  const parts: string[] = [];
+  const idents = tensors.map((t, k) => {
+    if (t.gpu !== gpu) throw new Error(`${name}: inputs live on different GPU devices`);
+    const room = Math.min(MAX_FUSED_LEAVES, gpu.limits.maxStorageBuffersPerShaderStage - 1) - (tensors.length - k - 1);
+    if (t.fusableInto(shape) && leaves.size + t.lazy!.leaves.size <= room) {
+      const lazy = t.lazy!;
+      for (const [id, code] of lazy.lets) lets.set(id, code);
+      for (const [k, leaf] of lazy.leaves) leaves.set(k, leaf);
+      parts.push(lazy.name);
+      return `v${lazy.result}`;
+    }
+    const view = broadcastView(t.shape, shape, t.dtype);
+    const storage = t.storageForRead;
+    const leaf = `s${storage.id}_${view.strides.join('_')}_o${view.offset}`;
+    leaves.set(leaf, { storage, view });
+    return leaf;
+  });
   let code = expr;
-  names.forEach((n, k) => (code = code.replace(new RegExp(`\\b${n}\\b`, 'g'), `x${k}`)));
-  const views = tensors.map((t) => broadcastView(t.shape, shape, t.dtype));
-  return launch(elementwiseKernel(name, [...shape], views, code, outType), tensors, shape, outType);
+  names.forEach((n, k) => (code = code.replace(new RegExp(`\\b${n}\\b`, 'g'), idents[k])));
+  const id = nextLazyId++;
+  lets.set(id, code);
+  const fusedName = [...new Set([...parts.flatMap((p) => p.split('+')), name])].join('+');
+  return new Tensor({ gpu, lazy: { name: fusedName.length > 120 ? `${fusedName.slice(0, 117)}...` : fusedName, lets, result: id, leaves } }, shape, outType);
 }
+
+let nextLazyId = 1;
+/** Leaf buffers per fused kernel (and never more than the device's storage-buffer limit allows). */
+const MAX_FUSED_LEAVES = 6;
 
 /** Substitute numeric operands into an expression as literals; returns remaining tensor inputs. */
 export function bindOperands(expr: string, operands: Record<string, Operand>): { expr: string; tensors: Record<string, Tensor> } {
