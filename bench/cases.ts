@@ -1,0 +1,460 @@
+// Benchmark cases. Each case times the same computation on every engine: `chain` dependent ops (each
+// op's input is the previous op's output), then one scalar reduction read back to the host, so no
+// engine can skip or defer work. Reported times are per op (iteration time / chain).
+// Adding a case is one entry in `benchCases`: a name, a shape, flops or bytes per op, and an
+// implementation per engine (see `matmulCase` for the pattern).
+import type { Env, EngineName } from './engines';
+import { type Tensor, conv2d, ew, keep, matmul, noGrad, scope, tensor } from '../src/engine/index';
+import { AdamW } from '../src/engine/index';
+import { UNet, unetFlops, unetPresets } from '../src/models/unet';
+import { type TeacherBatch, teacherLoss } from '../src/train/teacher';
+import type { Array as JaxArray } from '@jax-js/jax';
+import type { Tensor as TfTensor, Tensor4D } from '@tensorflow/tfjs-core';
+
+/** One engine's instance of a case. */
+export interface CaseRun {
+  /** run the chain and read back its scalar summary */
+  iter(): Promise<void>;
+  dispose(): void;
+}
+
+export interface BenchCase {
+  case: string;
+  shape: string;
+  /** floating-point operations per op (2 per multiply-add) */
+  flops?: number;
+  /** ideal memory traffic per op in bytes (each input read once, each output written once) */
+  bytes?: number;
+  /** images processed per op (training steps report images/s) */
+  images?: number;
+  chain: number;
+  /** engines measured for this case; one without an entry is reported as not applicable */
+  impl: Partial<Record<EngineName, (env: Env) => CaseRun | Promise<CaseRun>>>;
+  /** where only some engines can run it, why */
+  note?: string;
+}
+
+/** Deterministic uniform values in [-scale, scale). */
+export function randomData(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = ((s >>> 8) / 2 ** 24 - 0.5) * 2 * scale;
+  }
+  return out;
+}
+
+const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Values with unit variance: uniform in [-sqrt 3, sqrt 3). */
+const unit = (n: number, seed: number) => randomData(n, seed, Math.sqrt(3));
+/** Weights that keep the variance of x @ W (fan-in `fanIn`) near that of x. */
+const weights = (n: number, fanIn: number, seed: number) => randomData(n, seed, Math.sqrt(3 / fanIn));
+
+function tf(env: Env) {
+  if (!env.tf) throw new Error('tfjs is not loaded');
+  return env.tf;
+}
+function jax(env: Env) {
+  if (!env.jax) throw new Error('jax-js is not loaded');
+  return env.jax;
+}
+
+/** x [.., M, K] -> x @ w, chained `chain` times (w [.., K, K] keeps the shape). */
+function matmulCase(name: string, xShape: number[], wShape: number[], chain: number): BenchCase {
+  const [M, K] = xShape.slice(-2);
+  const N = wShape[wShape.length - 1];
+  if (N !== K) throw new Error(`${name}: chained matmul needs a square right operand`);
+  const batch = prod(xShape.slice(0, -2));
+  const xData = unit(prod(xShape), 1);
+  const wData = weights(prod(wShape), K, 2);
+  return {
+    case: name,
+    shape: `${xShape.join('x')} @ ${wShape.join('x')}`,
+    flops: 2 * batch * M * N * K,
+    chain,
+    impl: {
+      ours: (env) => {
+        const x = keep(tensor(xData, xShape, { gpu: env.gpu }));
+        const w = keep(tensor(wData, wShape, { gpu: env.gpu }));
+        return {
+          iter: () =>
+            scope(async () => {
+              let y = x;
+              for (let i = 0; i < chain; i++) y = matmul(y, w);
+              await y.sum().item();
+            }),
+          dispose: () => (x.dispose(), w.dispose()),
+        };
+      },
+      tfjs: (env) => {
+        const t = tf(env);
+        const x = t.tensor(xData, xShape);
+        const w = t.tensor(wData, wShape);
+        return {
+          iter: async () => {
+            const s = t.tidy(() => {
+              let y: TfTensor = x;
+              for (let i = 0; i < chain; i++) y = t.matMul(y, w);
+              return t.sum(y);
+            });
+            await s.data();
+            s.dispose();
+          },
+          dispose: () => (x.dispose(), w.dispose()),
+        };
+      },
+      'jax-js': (env) => {
+        const { numpy: np } = jax(env);
+        const x = np.array(xData).reshape(xShape);
+        const w = np.array(wData).reshape(wShape);
+        return {
+          iter: async () => {
+            let y: JaxArray = x.ref;
+            for (let i = 0; i < chain; i++) y = np.matmul(y, w.ref);
+            await y.sum().data();
+          },
+          dispose: () => (x.dispose(), w.dispose()),
+        };
+      },
+    },
+  };
+}
+
+/** 3x3 'same' convolution keeping the channel count, x [N, C, H, W] (NHWC for tfjs). */
+function convShapes(n: number, c: number, h: number) {
+  const xShape = [n, c, h, h];
+  const wShape = [c, c, 3, 3];
+  const flops = 2 * n * c * h * h * c * 9;
+  return { xShape, wShape, flops, xData: unit(prod(xShape), 3), wData: weights(prod(wShape), c * 9, 4) };
+}
+
+const nchwToNhwc = (d: Float32Array, [n, c, h, w]: number[]) => {
+  const out = new Float32Array(d.length);
+  for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[((i * h + y) * w + x) * c + ch] = d[((i * c + ch) * h + y) * w + x];
+  return out;
+};
+/** OIHW -> HWIO (tfjs filter layout) */
+const oihwToHwio = (d: Float32Array, [o, i, kh, kw]: number[]) => {
+  const out = new Float32Array(d.length);
+  for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) out[((y * kw + x) * i + b) * o + a] = d[((a * i + b) * kh + y) * kw + x];
+  return out;
+};
+
+function convForwardCase(n: number, c: number, h: number, chain: number): BenchCase {
+  const { xShape, wShape, flops, xData, wData } = convShapes(n, c, h);
+  return {
+    case: 'conv2d fwd',
+    shape: `${xShape.join('x')} k3 p1 -> ${c}`,
+    flops,
+    chain,
+    impl: {
+      ours: (env) => {
+        const x = keep(tensor(xData, xShape, { gpu: env.gpu }));
+        const w = keep(tensor(wData, wShape, { gpu: env.gpu }));
+        return {
+          iter: () =>
+            scope(async () => {
+              let y = x;
+              for (let i = 0; i < chain; i++) y = conv2d(y, w, null, { padding: 1 });
+              await y.sum().item();
+            }),
+          dispose: () => (x.dispose(), w.dispose()),
+        };
+      },
+      tfjs: (env) => {
+        const t = tf(env);
+        const x = t.tensor4d(nchwToNhwc(xData, xShape), [n, h, h, c]);
+        const w = t.tensor4d(oihwToHwio(wData, wShape), [3, 3, c, c]);
+        return {
+          iter: async () => {
+            const s = t.tidy(() => {
+              let y = x;
+              for (let i = 0; i < chain; i++) y = t.conv2d(y, w, 1, 'same');
+              return t.sum(y);
+            });
+            await s.data();
+            s.dispose();
+          },
+          dispose: () => (x.dispose(), w.dispose()),
+        };
+      },
+      'jax-js': (env) => {
+        const { numpy: np, lax } = jax(env);
+        const x = np.array(xData).reshape(xShape);
+        const w = np.array(wData).reshape(wShape);
+        return {
+          iter: async () => {
+            let y: JaxArray = x.ref;
+            for (let i = 0; i < chain; i++) y = lax.conv(y, w.ref, [1, 1], 'SAME');
+            await y.sum().data();
+          },
+          dispose: () => (x.dispose(), w.dispose()),
+        };
+      },
+    },
+  };
+}
+
+/**
+ * Forward and backward of a 3x3 conv: y = conv(x, w); (dx, dw) = vjp(g); the chain continues with
+ * x <- y + dx and w <- w - 1e-6 dw, so the forward output and both gradients are all needed.
+ * Counted as 3 convolutions' flops.
+ */
+function convBackwardCase(n: number, c: number, h: number, chain: number): BenchCase {
+  const { xShape, wShape, flops, xData, wData } = convShapes(n, c, h);
+  const gData = unit(prod(xShape), 5);
+  return {
+    case: 'conv2d fwd+bwd',
+    shape: `${xShape.join('x')} k3 p1 -> ${c}`,
+    flops: 3 * flops,
+    chain,
+    impl: {
+      ours: (env) => {
+        const x0 = keep(tensor(xData, xShape, { gpu: env.gpu }));
+        const w0 = keep(tensor(wData, wShape, { gpu: env.gpu }));
+        const g = keep(tensor(gData, xShape, { gpu: env.gpu }));
+        return {
+          iter: () =>
+            scope(async () => {
+              let x = x0;
+              let w = w0;
+              const grads: Tensor[] = [];
+              for (let i = 0; i < chain; i++) {
+                const xl = x.view(x.shape).requireGrad();
+                const wl = w.view(w.shape).requireGrad();
+                const y = conv2d(xl, wl, null, { padding: 1 });
+                y.backward(g);
+                grads.push(xl.grad!, wl.grad!);
+                x = noGrad(() => y.add(xl.grad!));
+                w = noGrad(() => wl.sub(wl.grad!.mul(1e-6)));
+              }
+              await noGrad(() => x.sum().add(w.sum())).item();
+              for (const t of grads) t.dispose();
+            }),
+          dispose: () => (x0.dispose(), w0.dispose(), g.dispose()),
+        };
+      },
+      tfjs: (env) => {
+        const t = tf(env);
+        const x0 = t.tensor4d(nchwToNhwc(xData, xShape), [n, h, h, c]);
+        const w0 = t.tensor4d(oihwToHwio(wData, wShape), [3, 3, c, c]);
+        const g = t.tensor4d(nchwToNhwc(gData, xShape), [n, h, h, c]);
+        return {
+          iter: async () => {
+            const s = t.tidy(() => {
+              let x = x0;
+              let w = w0;
+              for (let i = 0; i < chain; i++) {
+                const { value: y, grads } = t.valueAndGrads((a: TfTensor, b: TfTensor) => t.conv2d(a as Tensor4D, b as Tensor4D, 1, 'same'))([x, w], g);
+                x = t.add(y, grads[0]) as Tensor4D;
+                w = t.sub(w, t.mul(grads[1], 1e-6)) as Tensor4D;
+              }
+              return t.add(t.sum(x), t.sum(w));
+            });
+            await s.data();
+            s.dispose();
+          },
+          dispose: () => (x0.dispose(), w0.dispose(), g.dispose()),
+        };
+      },
+      'jax-js': (env) => {
+        const { numpy: np, lax, vjp } = jax(env);
+        const x0 = np.array(xData).reshape(xShape);
+        const w0 = np.array(wData).reshape(wShape);
+        const g = np.array(gData).reshape(xShape);
+        const f = (a: JaxArray, b: JaxArray) => lax.conv(a, b, [1, 1], 'SAME');
+        return {
+          iter: async () => {
+            let x: JaxArray = x0.ref;
+            let w: JaxArray = w0.ref;
+            for (let i = 0; i < chain; i++) {
+              const [y, pull] = vjp(f, [x, w.ref]);
+              const [dx, dw] = pull(g.ref) as [JaxArray, JaxArray];
+              pull.dispose();
+              x = y.add(dx);
+              w = w.sub(dw.mul(1e-6));
+            }
+            await x.sum().add(w.sum()).data();
+          },
+          dispose: () => (x0.dispose(), w0.dispose(), g.dispose()),
+        };
+      },
+    },
+  };
+}
+
+/** y = max(x * 0.9 + 0.1, 0) - 0.05: four elementwise ops, fused where the engine can. */
+function elementwiseCase(n: number, chain: number): BenchCase {
+  const data = unit(n, 6);
+  return {
+    case: 'elementwise chain of 4',
+    shape: `${n}`,
+    bytes: 8 * n,
+    chain,
+    note: 'ours: one generated kernel (ew); tfjs: 4 kernels (no fusion); jax-js: jit-fused',
+    impl: {
+      ours: (env) => {
+        const x = keep(tensor(data, [n], { gpu: env.gpu }));
+        return {
+          iter: () =>
+            scope(async () => {
+              let y = x;
+              for (let i = 0; i < chain; i++) y = ew('chain4', 'max(x * 0.9 + 0.1, 0.0) - 0.05', { x: y });
+              await y.sum().item();
+            }),
+          dispose: () => x.dispose(),
+        };
+      },
+      tfjs: (env) => {
+        const t = tf(env);
+        const x = t.tensor1d(data);
+        return {
+          iter: async () => {
+            const s = t.tidy(() => {
+              let y: TfTensor = x;
+              for (let i = 0; i < chain; i++) y = t.sub(t.relu(t.add(t.mul(y, 0.9), 0.1)), 0.05);
+              return t.sum(y);
+            });
+            await s.data();
+            s.dispose();
+          },
+          dispose: () => x.dispose(),
+        };
+      },
+      'jax-js': (env) => {
+        const { numpy: np, jit } = jax(env);
+        const x = np.array(data);
+        const f = jit((a: JaxArray) => np.maximum(a.mul(0.9).add(0.1), 0).sub(0.05));
+        return {
+          iter: async () => {
+            let y: JaxArray = x.ref;
+            for (let i = 0; i < chain; i++) y = f(y);
+            await y.sum().data();
+          },
+          dispose: () => (x.dispose(), f.dispose()),
+        };
+      },
+    },
+  };
+}
+
+/** acc += sum(x), chained: one full reduction of n floats per op. */
+function reductionCase(n: number, chain: number): BenchCase {
+  const data = unit(n, 7);
+  return {
+    case: 'reduction sum',
+    shape: `${n}`,
+    bytes: 4 * n,
+    chain,
+    impl: {
+      ours: (env) => {
+        const x = keep(tensor(data, [n], { gpu: env.gpu }));
+        return {
+          iter: () =>
+            scope(async () => {
+              let acc = x.sum();
+              for (let i = 1; i < chain; i++) acc = acc.add(x.sum());
+              await acc.item();
+            }),
+          dispose: () => x.dispose(),
+        };
+      },
+      tfjs: (env) => {
+        const t = tf(env);
+        const x = t.tensor1d(data);
+        return {
+          iter: async () => {
+            const s = t.tidy(() => {
+              let acc = t.sum(x);
+              for (let i = 1; i < chain; i++) acc = t.add(acc, t.sum(x));
+              return acc;
+            });
+            await s.data();
+            s.dispose();
+          },
+          dispose: () => x.dispose(),
+        };
+      },
+      'jax-js': (env) => {
+        const { numpy: np } = jax(env);
+        const x = np.array(data);
+        return {
+          iter: async () => {
+            let acc: JaxArray = x.ref.sum();
+            for (let i = 1; i < chain; i++) acc = acc.add(x.ref.sum());
+            await acc.data();
+          },
+          dispose: () => x.dispose(),
+        };
+      },
+    },
+  };
+}
+
+/**
+ * One teacher training step on the UNet (flow-matching loss, backward, AdamW with clipping), on a
+ * synthetic batch of MNIST-sized images. Ours only: the peers have no such model. Counted as 3x the
+ * forward FLOPs (unetFlops' own estimate of a training step).
+ */
+function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
+  const cfg = unetPresets[preset];
+  const per = cfg.inChannels * cfg.imageSize * cfg.imageSize;
+  const rng = randomData(batch * (2 * per + 2), 8);
+  const b: TeacherBatch = {
+    x0: rng.slice(0, batch * per),
+    xt: rng.slice(0, batch * per),
+    target: rng.slice(batch * per, 2 * batch * per),
+    t: Float64Array.from({ length: batch }, (_, i) => Math.abs(rng[2 * batch * per + i])),
+    labels: Int32Array.from({ length: batch }, (_, i) => i % (cfg.numClasses + 1)),
+  };
+  return {
+    case: 'train step (MNIST teacher)',
+    shape: `unet ${preset} batch ${batch}`,
+    flops: 3 * unetFlops(cfg, batch),
+    images: batch,
+    chain: 1,
+    note: 'ours only (the peers have no UNet); images/s',
+    impl: {
+      ours: () => {
+        const model = new UNet(cfg);
+        const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0, maxGradNorm: 1 });
+        return {
+          iter: () =>
+            scope(async () => {
+              const loss = teacherLoss(model, b, [cfg.inChannels, cfg.imageSize, cfg.imageSize]);
+              loss.backward();
+              opt.step();
+              opt.zeroGrad();
+              await loss.item();
+            }),
+          dispose: () => {
+            for (const p of model.parameters()) p.dispose();
+          },
+        };
+      },
+    },
+  };
+}
+
+/**
+ * The cases, smallest first. Shapes "our UNet uses" are those of the `small` MNIST preset at batch 64
+ * (32 and 64 channels at 28x28 and 14x14; time-embedding MLP width 128) and the attention product of
+ * the `base` preset at its 7x7 level (128 channels, 49 positions).
+ */
+export function benchCases(quick: boolean): BenchCase[] {
+  const cases: BenchCase[] = [];
+  const sizes = quick ? [256, 1024] : [256, 512, 1024, 2048];
+  for (const s of sizes) cases.push(matmulCase('matmul', [s, s], [s, s], s <= 256 ? 8 : s <= 512 ? 4 : s <= 1024 ? 2 : 1));
+  cases.push(matmulCase('matmul unet emb', [64, 128], [128, 128], 8));
+  cases.push(matmulCase('matmul unet attn', [64, 128, 49], [64, 49, 49], 4));
+  cases.push(convForwardCase(64, 32, 28, 2));
+  if (!quick) cases.push(convForwardCase(64, 64, 14, 2));
+  cases.push(convBackwardCase(64, 32, 28, 1));
+  if (!quick) cases.push(convBackwardCase(64, 64, 14, 1));
+  cases.push(elementwiseCase(quick ? 1 << 22 : 1 << 24, 2));
+  cases.push(reductionCase(quick ? 1 << 22 : 1 << 24, 2));
+  cases.push(quick ? trainStepCase('tiny', 32) : trainStepCase('small', 64));
+  return cases;
+}

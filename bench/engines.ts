@@ -1,0 +1,112 @@
+// The three engines under test, all on one Dawn instance and therefore one adapter: ours (a Gpu from
+// requestGpuFrom), TensorFlow.js's WebGPU backend, and jax-js's WebGPU device. The peers find the
+// adapter through `navigator.gpu`, which we point at the same Dawn instance before loading them.
+import { create, globals } from 'webgpu';
+import { type Backend, type Gpu, requestGpuFrom, setDefaultGpu } from '../src/engine/index';
+
+export type EngineName = 'ours' | 'tfjs' | 'jax-js';
+export const ENGINES: EngineName[] = ['ours', 'tfjs', 'jax-js'];
+
+export type Tf = typeof import('@tensorflow/tfjs-core');
+export type Jax = typeof import('@jax-js/jax');
+
+export interface Env {
+  backend: Backend;
+  /** Dawn's GPU object. Held for the life of the process: freeing it under live devices crashes Dawn. */
+  instance: GPU;
+  gpu: Gpu;
+  tf: Tf | null;
+  jax: Jax | null;
+  /** engine -> why it could not be loaded */
+  unavailable: Partial<Record<EngineName, string>>;
+}
+
+// Keeps every Dawn instance reachable until exit (see Env.instance).
+const instances: GPU[] = [];
+
+/** Run `fn` with console.warn/log muted (the peers print advice on import). */
+async function quietly<T>(fn: () => Promise<T>): Promise<T> {
+  const { warn, log, info } = console;
+  console.warn = console.log = console.info = () => {};
+  try {
+    return await fn();
+  } finally {
+    Object.assign(console, { warn, log, info });
+  }
+}
+
+/**
+ * tfjs-core's Node bundle registers no gradients (the @tensorflow/tfjs union package does, from
+ * tfjs-core's ESM build). Register Conv2D's the way tfjs's own Conv2D_grad does: the backend's
+ * Conv2DBackpropInput and Conv2DBackpropFilter kernels.
+ */
+function registerConvGradient(tf: Tf): void {
+  if (tf.getGradient('Conv2D')) return;
+  tf.registerGradient({
+    kernelName: 'Conv2D',
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, filter] = saved;
+      const { strides, pad, dataFormat, dimRoundingMode } = attrs as Record<string, unknown>;
+      const common = { strides, pad, dataFormat, dimRoundingMode } as unknown as Record<string, never>;
+      return {
+        x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: dy as never, filter }, { ...common, inputShape: x.shape as never }) as typeof x,
+        filter: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: dy as never }, { ...common, filterShape: filter.shape as never }) as typeof x,
+      };
+    },
+  });
+}
+
+/** Open ours and the requested peers on `backend`. Only one Env per process: the peers are singletons. */
+export async function openEnv(backend: Backend, engines: EngineName[]): Promise<Env> {
+  Object.assign(globalThis, globals);
+  if (backend === 'opengl') process.env.EGL_PLATFORM ??= 'surfaceless';
+  const instance = create(backend === 'opengl' ? ['backend=opengl'] : backend === 'vulkan' ? ['backend=vulkan'] : []);
+  instances.push(instance);
+  const gpu = await requestGpuFrom(instance, backend);
+  if (!gpu) throw new Error(`no WebGPU adapter for backend '${backend}'`);
+  setDefaultGpu(gpu);
+
+  // The peers ask navigator.gpu for an adapter; on the GL path it must be requested at feature level
+  // 'compatibility'. Same instance, same adapter.
+  const featureLevel = backend === 'opengl' ? 'compatibility' : 'core';
+  const navGpu = {
+    requestAdapter: (o?: GPURequestAdapterOptions) => instance.requestAdapter({ ...o, featureLevel } as GPURequestAdapterOptions),
+    getPreferredCanvasFormat: () => 'rgba8unorm' as GPUTextureFormat,
+    get wgslLanguageFeatures() {
+      return instance.wgslLanguageFeatures;
+    },
+  };
+  Object.defineProperty(globalThis, 'navigator', { value: { gpu: navGpu, userAgent: 'node' }, configurable: true, writable: true });
+
+  const env: Env = { backend, instance, gpu, tf: null, jax: null, unavailable: {} };
+  if (engines.includes('tfjs')) {
+    try {
+      env.tf = await quietly(async () => {
+        const core = (await import('@tensorflow/tfjs-core')) as Tf & { default?: Tf };
+        const tf = (core.default ?? core) as Tf;
+        await import('@tensorflow/tfjs-backend-webgpu');
+        if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") failed');
+        await tf.ready();
+        registerConvGradient(tf);
+        return tf;
+      });
+    } catch (e) {
+      env.unavailable.tfjs = (e as Error).message;
+    }
+  }
+  if (engines.includes('jax-js')) {
+    try {
+      env.jax = await quietly(async () => {
+        const jax = (await import('@jax-js/jax')) as Jax;
+        const devices = await jax.init('webgpu');
+        if (!devices.includes('webgpu')) throw new Error('jax-js: init("webgpu") found no device');
+        jax.defaultDevice('webgpu');
+        return jax;
+      });
+    } catch (e) {
+      env.unavailable['jax-js'] = (e as Error).message;
+    }
+  }
+  return env;
+}

@@ -1,0 +1,302 @@
+// `npm run bench [-- --quick] [--json FILE] [--md FILE] [--backend default|opengl|all]
+//                [--engines ours,tfjs,jax-js] [--cases SUBSTR,...] [--tune-cache FILE]`
+//
+// Times our engine against TensorFlow.js (WebGPU backend) and jax-js (WebGPU) on the same adapter,
+// for every adapter asked for (default: all that come up), and reports each case as a fraction of
+// the adapter's measured FMA peak or copy bandwidth. Each adapter runs in its own child process
+// (the peers are process-wide singletons bound to one navigator.gpu); the parent merges the reports.
+//
+// JSON (--json): one object per adapter,
+//   { adapter: {vendor, architecture, description, backend, featureLevel}, peak: {fmaGflops, copyGBps},
+//     results: [{ case, shape, engine, ms, gflops?, gbps?, fractionOfPeak?, kernels? }], ... }
+// written as that object when one adapter was measured, else as an array of them.
+import { fork } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg, cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Bench } from 'tinybench';
+import { availableBackends } from '../src/engine/dawn';
+import type { AdapterSummary, Backend, KernelProfile } from '../src/engine/gpu';
+import { exportGemmChoices, importGemmChoices, tuneGemms } from '../src/engine/gemm';
+import { type BenchCase, benchCases } from './cases';
+import { ENGINES, type EngineName, type Env, openEnv } from './engines';
+import { type Peaks, measurePeaks } from './roofline';
+
+export interface BenchOptions {
+  /** fewer sizes, shorter timing (about a minute per adapter on two CPU cores) */
+  quick?: boolean;
+  /** write the JSON report here */
+  json?: string;
+  /** write a markdown table (with the command line) here */
+  md?: string;
+  /** 'default', 'opengl', 'vulkan', or 'all' (default: every backend that comes up) */
+  backend?: string;
+  engines?: EngineName[];
+  /** only cases whose name or shape contains one of these */
+  cases?: string[];
+  /** load GEMM autotuner choices from, and save them to, this JSON file */
+  tuneCache?: string;
+  /** progress lines (default: stderr) */
+  log?: (line: string) => void;
+}
+
+export interface BenchResult {
+  case: string;
+  shape: string;
+  engine: EngineName;
+  ms: number;
+  gflops?: number;
+  gbps?: number;
+  /** gflops / peak.fmaGflops or gbps / peak.copyGBps */
+  fractionOfPeak?: number;
+  /** training steps: images per second */
+  imagesPerSec?: number;
+  /** iterations timed, and the spread of per-op times (min/max) */
+  samples?: number;
+  msMin?: number;
+  msMax?: number;
+  /** per-kernel GPU time of one iteration (ours only; ms null without timestamp queries) */
+  kernels?: KernelProfile[];
+  error?: string;
+}
+
+export interface AdapterReport {
+  adapter: AdapterSummary;
+  peak: { fmaGflops: number; copyGBps: number };
+  results: BenchResult[];
+  peakDetails: Peaks['details'];
+  unavailable: Partial<Record<EngineName, string>>;
+  gemmChoices: string;
+  date: string;
+  quick: boolean;
+  cpus: number;
+  /** 1-minute load average before and after: other processes on the machine skew the timings */
+  loadavg: [number, number];
+}
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..');
+
+// ---- one adapter (child process) ----------------------------------------------------------------
+
+async function measureAdapter(backend: Backend, opts: BenchOptions): Promise<AdapterReport> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const load0 = loadavg()[0];
+  const engines = opts.engines ?? ENGINES;
+  const env = await openEnv(backend, engines);
+  const { gpu } = env;
+  log(`[${backend}] ${gpu.adapter.description} (${gpu.adapter.featureLevel}); peers: ${engines.filter((e) => e !== 'ours').map((e) => `${e} ${env.unavailable[e] ? `unavailable: ${env.unavailable[e]}` : 'ok'}`).join(', ')}`);
+  if (opts.tuneCache && existsSync(opts.tuneCache)) {
+    log(`[${backend}] loaded ${importGemmChoices(readFileSync(opts.tuneCache, 'utf8'))} tuned GEMM choices from ${opts.tuneCache}`);
+  }
+  log(`[${backend}] roofline microkernels`);
+  const peaks = await measurePeaks(gpu, { quick: opts.quick, log });
+  log(`[${backend}] peak ${peaks.fmaGflops.toFixed(1)} GFLOP/s FMA, ${peaks.copyGBps.toFixed(1)} GB/s copy`);
+
+  let cases = benchCases(!!opts.quick);
+  if (opts.cases?.length) cases = cases.filter((c) => opts.cases!.some((f) => `${c.case} ${c.shape}`.includes(f)));
+  const results: BenchResult[] = [];
+  for (const c of cases) {
+    for (const engine of engines) {
+      const r = await timeCase(env, c, engine, peaks, !!opts.quick, log);
+      if (r) results.push(r);
+    }
+  }
+  const report: AdapterReport = {
+    adapter: gpu.adapter,
+    peak: { fmaGflops: peaks.fmaGflops, copyGBps: peaks.copyGBps },
+    results,
+    peakDetails: peaks.details,
+    unavailable: env.unavailable,
+    gemmChoices: exportGemmChoices(),
+    date: new Date().toISOString(),
+    quick: !!opts.quick,
+    cpus: cpus().length,
+    loadavg: [load0, loadavg()[0]],
+  };
+  if (opts.tuneCache) writeFileSync(opts.tuneCache, report.gemmChoices);
+  return report;
+}
+
+async function timeCase(env: Env, c: BenchCase, engine: EngineName, peaks: Peaks, quick: boolean, log: (s: string) => void): Promise<BenchResult | null> {
+  const make = c.impl[engine];
+  const base = { case: c.case, shape: c.shape, engine };
+  if (!make) return null;
+  if ((engine === 'tfjs' && !env.tf) || (engine === 'jax-js' && !env.jax)) return { ...base, ms: NaN, error: env.unavailable[engine] ?? 'not loaded' };
+  let run;
+  try {
+    run = await make(env);
+    // warm-up: compiles pipelines; for ours it also queues GEMM shape classes for the autotuner
+    await run.iter();
+    if (engine === 'ours') {
+      const tuned = await tuneGemms(env.gpu);
+      for (const t of tuned) log(`  tuned ${t.name}: ${t.chosen} (${t.timings.map((x) => `${x.variant} ${x.ms.toFixed(2)}`).join(', ')} ms)`);
+      await run.iter();
+    }
+    const bench = new Bench({ time: quick ? 300 : 1500, iterations: quick ? 2 : 4, warmup: false, throws: true, retainSamples: true });
+    bench.add(`${c.case} ${engine}`, () => run!.iter(), { async: true });
+    await bench.run();
+    const result = bench.tasks[0].result as { latency?: { p50?: number; min: number; max: number; samplesCount?: number }; error?: Error };
+    if (!result.latency) throw result.error ?? new Error('no timing result');
+    const ms = (result.latency.p50 ?? result.latency.min) / c.chain;
+    const out: BenchResult = { ...base, ms, samples: result.latency.samplesCount, msMin: result.latency.min / c.chain, msMax: result.latency.max / c.chain };
+    if (c.flops) {
+      out.gflops = c.flops / ms / 1e6;
+      out.fractionOfPeak = out.gflops / peaks.fmaGflops;
+    }
+    if (c.bytes) {
+      out.gbps = c.bytes / ms / 1e6;
+      out.fractionOfPeak = out.gbps / peaks.copyGBps;
+    }
+    if (c.images) out.imagesPerSec = c.images / (ms / 1000);
+    if (engine === 'ours') {
+      env.gpu.startProfiling();
+      await run.iter();
+      out.kernels = await env.gpu.readProfile();
+      env.gpu.stopProfiling();
+    }
+    log(`  ${c.case} ${c.shape} ${engine}: ${ms.toFixed(2)} ms${out.gflops ? `, ${out.gflops.toFixed(1)} GFLOP/s` : ''}${out.gbps ? `, ${out.gbps.toFixed(1)} GB/s` : ''}${out.imagesPerSec ? `, ${out.imagesPerSec.toFixed(1)} images/s` : ''}${out.fractionOfPeak !== undefined ? ` (${(100 * out.fractionOfPeak).toFixed(0)}% of peak)` : ''}`);
+    return out;
+  } catch (e) {
+    log(`  ${c.case} ${c.shape} ${engine}: FAILED ${(e as Error).message.split('\n')[0]}`);
+    return { ...base, ms: NaN, error: (e as Error).message.split('\n')[0] };
+  } finally {
+    try {
+      run?.dispose();
+    } catch {
+      // a failed engine may leave nothing to dispose
+    }
+  }
+}
+
+// ---- reporting -----------------------------------------------------------------------------------
+
+const fmt = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+
+/** Markdown tables, one per adapter: per case, each engine's time and rate, ours as % of peak, speedups. */
+export function markdownReport(reports: AdapterReport[], command: string): string {
+  const lines: string[] = [`Command: \`${command}\``, ''];
+  for (const r of reports) {
+    const a = r.adapter;
+    lines.push(
+      `### ${a.backend} backend: ${a.description || a.vendor} (${a.featureLevel})`,
+      '',
+      `Measured ${r.date}, ${r.cpus} CPUs, 1-min load average ${r.loadavg[0].toFixed(1)} before / ${r.loadavg[1].toFixed(1)} after. ` +
+        `Peak: **${r.peak.fmaGflops.toFixed(1)} GFLOP/s** FMA, **${r.peak.copyGBps.toFixed(1)} GB/s** copy (microkernels).` +
+        (Object.keys(r.unavailable).length ? ` Unavailable: ${Object.entries(r.unavailable).map(([k, v]) => `${k} (${v})`).join(', ')}.` : ''),
+      '',
+      '| case | shape | ours ms | tfjs ms | jax-js ms | ours rate | tfjs rate | jax-js rate | ours % of peak | ours / best peer |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    const keys = [...new Set(r.results.map((x) => `${x.case}\u0000${x.shape}`))];
+    for (const key of keys) {
+      const [c, shape] = key.split('\u0000');
+      const by = (e: EngineName) => r.results.find((x) => x.case === c && x.shape === shape && x.engine === e);
+      const ours = by('ours');
+      const peers = (['tfjs', 'jax-js'] as EngineName[]).map(by);
+      const rate = (x?: BenchResult) => (x?.gflops !== undefined ? `${fmt(x.gflops)} GFLOP/s` : x?.gbps !== undefined ? `${fmt(x.gbps)} GB/s` : x?.error ? 'failed' : '-');
+      const bestPeer = Math.min(...peers.map((p) => (p && Number.isFinite(p.ms) ? p.ms : Infinity)));
+      const speedup = ours && Number.isFinite(ours.ms) && Number.isFinite(bestPeer) ? `${(bestPeer / ours.ms).toFixed(2)}x` : '-';
+      lines.push(
+        `| ${c} | ${shape} | ${fmt(ours?.ms, 2)} | ${fmt(peers[0]?.ms, 2)} | ${fmt(peers[1]?.ms, 2)} | ${rate(ours)} | ${rate(peers[0])} | ${rate(peers[1])} | ${ours?.fractionOfPeak !== undefined ? `${fmt(100 * ours.fractionOfPeak, 0)}%` : '-'} | ${speedup} |`,
+      );
+    }
+    for (const x of r.results.filter((y) => y.engine === 'ours' && y.imagesPerSec && y.kernels)) {
+      lines.push('', `**${x.case}, ${x.shape}: ${x.imagesPerSec!.toFixed(1)} images/s** (${x.ms.toFixed(1)} ms per step). GPU time per kernel kind over one step${x.kernels!.every((k) => k.ms === null) ? ' (no timestamp queries on this adapter: dispatch counts only)' : ''}:`, '');
+      lines.push('| kernel | dispatches | GPU ms | share |', '| --- | ---: | ---: | ---: |');
+      const kinds = new Map<string, { n: number; ms: number }>();
+      for (const k of x.kernels!) {
+        const kind = k.name.split(' ')[0];
+        const e = kinds.get(kind) ?? { n: 0, ms: 0 };
+        e.n += k.dispatches;
+        e.ms += k.ms ?? 0;
+        kinds.set(kind, e);
+      }
+      const total = [...kinds.values()].reduce((a, e) => a + e.ms, 0);
+      const rows = [...kinds].sort((a, b) => b[1].ms - a[1].ms || b[1].n - a[1].n);
+      for (const [kind, e] of rows.slice(0, 15)) lines.push(`| ${kind} | ${e.n} | ${total > 0 ? e.ms.toFixed(2) : '-'} | ${total > 0 ? `${((100 * e.ms) / total).toFixed(0)}%` : '-'} |`);
+      if (rows.length > 15) lines.push(`| (${rows.length - 15} more kinds) | ${rows.slice(15).reduce((a, [, e]) => a + e.n, 0)} | ${total > 0 ? rows.slice(15).reduce((a, [, e]) => a + e.ms, 0).toFixed(2) : '-'} | |`);
+      lines.push(`| total | ${[...kinds.values()].reduce((a, e) => a + e.n, 0)} | ${total > 0 ? total.toFixed(2) : '-'} | |`);
+    }
+    const failed = r.results.filter((x) => x.error);
+    if (failed.length) lines.push('', ...failed.map((x) => `- ${x.engine} failed on ${x.case} ${x.shape}: ${x.error}`));
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+// ---- entry ---------------------------------------------------------------------------------------
+
+/** Run a child process measuring one backend; resolves with its report. */
+function runChild(backend: Backend, opts: BenchOptions): Promise<AdapterReport> {
+  return new Promise((done, fail) => {
+    const args = ['--child', '--backend', backend];
+    if (opts.quick) args.push('--quick');
+    if (opts.engines) args.push('--engines', opts.engines.join(','));
+    if (opts.cases?.length) args.push('--cases', opts.cases.join(','));
+    if (opts.tuneCache) args.push('--tune-cache', opts.tuneCache);
+    const child = fork(join(HERE, 'run.ts'), args, { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let report: AdapterReport | null = null;
+    child.on('message', (m) => (report = m as AdapterReport));
+    child.on('error', fail);
+    child.on('exit', (code) => (report ? done(report) : fail(new Error(`bench child for '${backend}' exited with code ${code} and no report`))));
+  });
+}
+
+/** The `bench` entry point (also used by `distillkac bench`). Returns the per-adapter reports. */
+export async function runBench(opts: BenchOptions = {}): Promise<AdapterReport[]> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const found = await availableBackends();
+  const want = !opts.backend || opts.backend === 'all' ? found : [opts.backend as Backend];
+  if (want.length === 0) throw new Error('bench: no WebGPU adapter found (install the software GPU with `bash scripts/setup.sh`)');
+  const reports: AdapterReport[] = [];
+  for (const backend of want) {
+    log(`== ${backend}`);
+    reports.push(await runChild(backend, opts));
+  }
+  const command = `npm run bench --${opts.quick ? ' --quick' : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${opts.engines ? ` --engines ${opts.engines.join(',')}` : ''}${opts.cases?.length ? ` --cases ${opts.cases.join(',')}` : ''}${opts.json ? ` --json ${opts.json}` : ''}${opts.md ? ` --md ${opts.md}` : ''}`;
+  const md = markdownReport(reports, command);
+  process.stdout.write(`${md}\n`);
+  if (opts.json) writeFileSync(opts.json, JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 1));
+  if (opts.md) writeFileSync(opts.md, md);
+  return reports;
+}
+
+export function parseArgs(argv: string[]): BenchOptions & { child?: boolean } {
+  const opts: BenchOptions & { child?: boolean } = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`bench: ${a} needs a value`);
+      return v;
+    };
+    if (a === '--quick') opts.quick = true;
+    else if (a === '--child') opts.child = true;
+    else if (a === '--json') opts.json = value();
+    else if (a === '--md') opts.md = value();
+    else if (a === '--backend') opts.backend = value();
+    else if (a === '--tune-cache') opts.tuneCache = value();
+    else if (a === '--cases') opts.cases = value().split(',');
+    else if (a === '--engines') {
+      const list = value().split(',') as EngineName[];
+      for (const e of list) if (!ENGINES.includes(e)) throw new Error(`bench: unknown engine '${e}' (use ${ENGINES.join(', ')})`);
+      opts.engines = list;
+    } else throw new Error(`bench: unknown argument '${a}'`);
+  }
+  return opts;
+}
+
+const isMain = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  const opts = parseArgs(process.argv.slice(2));
+  if (opts.child) {
+    const report = await measureAdapter(opts.backend as Backend, opts);
+    // Dawn devices may keep the event loop alive; leave once the report is out.
+    if (process.send) process.send(report, () => process.exit(0));
+    else process.exit(0);
+  } else {
+    await runBench(opts);
+  }
+}
