@@ -36,6 +36,8 @@ import {
 } from '../src/train/experiment2d';
 import { Axes, Canvas, decades, tickLabel } from '../src/train/plot';
 
+const BLUE = [0, 0, 255] as const;
+
 const C = KAC_2D.c;
 const GEO = veConfig();
 const BROWN = veConfig({ schedule: 'brownian' });
@@ -230,6 +232,12 @@ describe('plot rasteriser', () => {
     cv.dot(20, 5, [0, 0, 255], 1, 0.5);
     expect(cv.get(21, 6)).toEqual([128, 128, 255]);
     expect(cv.text(2, 20, '1E-3', [0, 0, 0], 1)).toBe(16);
+    // a dashed pattern carries over from one segment to the next
+    const d = new Canvas(12, 1);
+    const phase = d.line(0, 0, 2, 0, BLUE, { dash: [4, 3] });
+    expect(phase).toBe(2);
+    d.line(2, 0, 11, 0, BLUE, { dash: [4, 3], phase });
+    expect(Array.from({ length: 12 }, (_, x) => (d.get(x, 0)[2] === 255 && d.get(x, 0)[0] === 0 ? 1 : 0)).join('')).toBe('111100011110');
     const ax = new Axes(cv, 10, 0, 21, 11, { min: 1e-6, max: 1, log: true }, { min: 0, max: 10 });
     expect(ax.px(1e-3)).toBeCloseTo(20, 12);
     expect(ax.py(10)).toBe(0);

@@ -59,9 +59,13 @@ export class Canvas {
     this.fillRect(Math.round(x) - r, Math.round(y) - r, 2 * r + 1, 2 * r + 1, rgb, alpha);
   }
 
-  /** Bresenham line; `dash` = [on, off] pixel counts; `width` draws parallel copies. */
-  line(x0: number, y0: number, x1: number, y1: number, rgb: RGB, opts: { dash?: [number, number]; width?: number; alpha?: number } = {}): void {
-    if (![x0, y0, x1, y1].every(Number.isFinite)) return;
+  /**
+   * Bresenham line; `dash` = [on, off] pixel counts, starting `phase` pixels into the pattern;
+   * `width` draws parallel copies. Returns the phase after the last pixel, so a polyline can carry
+   * its dash pattern across short segments.
+   */
+  line(x0: number, y0: number, x1: number, y1: number, rgb: RGB, opts: { dash?: [number, number]; width?: number; alpha?: number; phase?: number } = {}): number {
+    if (![x0, y0, x1, y1].every(Number.isFinite)) return opts.phase ?? 0;
     x0 = Math.round(x0);
     y0 = Math.round(y0);
     x1 = Math.round(x1);
@@ -73,12 +77,12 @@ export class Canvas {
     const w = opts.width ?? 1;
     const steep = -dy > dx;
     let err = dx + dy;
-    let n = 0;
+    let n = opts.phase ?? 0;
     for (;;) {
       const on = !opts.dash || n % (opts.dash[0] + opts.dash[1]) < opts.dash[0];
       if (on) for (let k = 0; k < w; k++) this.set(steep ? x0 + k : x0, steep ? y0 : y0 + k, rgb, opts.alpha ?? 1);
-      n++;
       if (x0 === x1 && y0 === y1) break;
+      n++;
       const e2 = 2 * err;
       if (e2 >= dy) {
         err += dy;
@@ -89,6 +93,7 @@ export class Canvas {
         y0 += sy;
       }
     }
+    return n;
   }
 
   /** Draws `s` with the 3x5 font, top-left at (x, y), each font pixel `scale` x `scale`. Returns the width drawn. */
@@ -220,9 +225,10 @@ export class Axes {
       return [px, clampY(Number.isFinite(y) ? this.py(y) : y > 0 ? this.top : b)];
     };
     let prev: [number, number] | null = null;
+    let phase = 0;
     for (let i = 0; i < xs.length; i++) {
       const p = pt(i);
-      if (p && prev) this.canvas.line(prev[0], prev[1], p[0], p[1], rgb, { dash: opts.dash, width: opts.width });
+      if (p && prev) phase = this.canvas.line(prev[0], prev[1], p[0], p[1], rgb, { dash: opts.dash, width: opts.width, phase });
       if (p && opts.markers) this.canvas.dot(p[0], p[1], rgb, 1);
       prev = p;
     }
