@@ -3,7 +3,8 @@
 // broadcast batches, and conv2d as implicit GEMM (forward with bias, input and weight gradients).
 import { afterEach, expect, it } from 'vitest';
 import { type GemmVariant, gemmPlan, variantKey } from '../src/kernels/gemm';
-import { forceGemmVariant, exportGemmChoices, importGemmChoices, clearGemmChoices, pendingGemmClasses, tuneGemms } from '../src/engine/gemm';
+import type { Conv3Variant } from '../src/kernels/conv3';
+import { type Variant, anyVariantKey, forceGemmVariant, exportGemmChoices, importGemmChoices, clearGemmChoices, pendingGemmClasses, tuneGemms } from '../src/engine/gemm';
 import { conv2d, matmulRaw, scope } from '../src/engine/index';
 import { NDArray, conv2d as refConv2d, makeRng, matmul as refMatmul, transpose as refTranspose } from './reference';
 import { expectTensorClose, forEachBackend, randF32, upload } from './helpers/gpu';
@@ -52,6 +53,15 @@ const CONVS: ConvCase[] = [
   { x: [2, 3, 9, 7], w: [5, 3, 3, 3], padding: 1, bias: true },
   { x: [1, 4, 8, 8], w: [6, 2, 3, 3], stride: 2, padding: 1, groups: 2, bias: false },
   { x: [3, 8, 4, 4], w: [12, 8, 1, 1], bias: true }, // pointwise: strided operands, vec4 paths
+  { x: [2, 3, 5, 8], w: [5, 3, 3, 3], padding: 1, bias: true }, // direct 3x3 (width % 4 == 0)
+  { x: [1, 4, 6, 12], w: [6, 2, 3, 3], padding: 1, groups: 2, bias: false }, // direct 3x3, groups
+];
+
+/** Direct 3x3 convolution variants (conv2d only; other problems ignore them). */
+const CONV3_VARIANTS: Conv3Variant[] = [
+  { kind: 'direct3', tm: 8, q: 1, wg: 8 },
+  { kind: 'direct3', tm: 3, q: 2, wg: 2 },
+  { kind: 'direct3', tm: 4, q: 1, wg: 64 },
 ];
 
 /** float64 gradients of sum(y * seed) for y = conv2d(x, w) (no bias). */
@@ -87,15 +97,16 @@ function refConvGrads(x: NDArray, w: NDArray, seed: NDArray, c: ConvCase): { dx:
   return { dx, dw };
 }
 
-const CONV_VARIANTS = new Set(['reg.n.8x16.wg8.sk1', 'reg.m.5x3.wg2.sk1', 'tiled.2x1.tk4.sk1', 'reg.m.4x8.wg16.sk3']);
+const CONV_VARIANTS = new Set(['reg.n.8x16.wg8.sk1', 'reg.m.5x3.wg2.sk1', 'tiled.2x1.tk4.sk1', 'reg.m.4x8.wg16.sk3', 'direct3.8x4.wg8', 'direct3.3x8.wg2', 'direct3.4x4.wg64']);
 
 const TOL = { rtol: 1e-4, atol: 1e-5, scaled: true };
 
 forEachBackend('gemm variants', (getGpu) => {
   afterEach(() => forceGemmVariant(null));
 
-  for (const variant of VARIANTS) {
-    it(`matmul ${variantKey(variant)}`, async () => {
+  const all: Variant[] = [...VARIANTS, ...CONV3_VARIANTS];
+  for (const variant of all) {
+    if (variant.kind !== 'direct3') it(`matmul ${variantKey(variant)}`, async () => {
       forceGemmVariant(variant);
       const rng = makeRng(7);
       await scope(async () => {
@@ -109,8 +120,8 @@ forEachBackend('gemm variants', (getGpu) => {
     });
 
     // conv2d reuses the same generators; check its gather paths on one variant of each kind
-    if (!CONV_VARIANTS.has(variantKey(variant))) continue;
-    it(`conv2d forward and gradients ${variantKey(variant)}`, async () => {
+    if (!CONV_VARIANTS.has(anyVariantKey(variant))) continue;
+    it(`conv2d forward and gradients ${anyVariantKey(variant)}`, async () => {
       forceGemmVariant(variant);
       const rng = makeRng(11);
       await scope(async () => {
@@ -123,7 +134,7 @@ forEachBackend('gemm variants', (getGpu) => {
           const xt = upload(x, { requiresGrad: true });
           const wt = upload(w, { requiresGrad: true });
           const y = conv2d(xt, wt, bias ? upload(bias) : null, opts);
-          const label = `${variantKey(variant)} conv x[${c.x}] w[${c.w}]`;
+          const label = `${anyVariantKey(variant)} conv x[${c.x}] w[${c.w}]`;
           await expectTensorClose(y, expected, TOL, `${label} forward`);
           const seed = randF32(expected.shape, rng);
           y.backward(upload(seed));

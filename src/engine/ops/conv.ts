@@ -1,7 +1,8 @@
 // conv2d (stride, padding, groups) as implicit GEMM on the shared register-blocked skeleton: the
 // forward pass and both gradients differ only in how they gather their operands.
 import type { GemmSpec } from '../../kernels/gemm';
-import { runGemm } from '../gemm';
+import { type Conv3Spec, conv3Eligible } from '../../kernels/conv3';
+import { conv3Problem, runGemm, runProblem } from '../gemm';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
 import { u32, i32 } from '../../kernels/kernel';
 import { Tensor, recordGrad } from '../tensor';
@@ -95,7 +96,24 @@ function forward(x: Tensor, w: Tensor, bias: Tensor | null, s: Geometry): Tensor
     out: { buffer: 'Y', offset: `(${img} * ${u32(s.cout)} + ${grp} * ${u32(s.coutG)}) * ${u32(P)}`, aligned4: P % 4 === 0 || (s.g === 1 && (s.cout * P) % 4 === 0), rowStride: P },
     epilogue: bias ? { buffers: ['bias'], expr: `v + bias[${grp} * ${u32(s.coutG)} + m]` } : undefined,
   };
-  runGemm(x.gpu, spec, 'conv.fwd', { W: w.buffer, X: x.buffer, Y: out.buffer, ...(bias ? { bias: bias.buffer } : {}) });
+  const buffers = { W: w.buffer, X: x.buffer, Y: out.buffer, ...(bias ? { bias: bias.buffer } : {}) };
+  if (conv3Eligible(s)) {
+    const direct: Conv3Spec = {
+      name: spec.name,
+      batch: spec.batch,
+      M: s.coutG,
+      C: s.cinG,
+      H: s.h,
+      W: s.w,
+      input: { buffer: 'X', offset: `(${img} * ${u32(s.cin)} + ${grp} * ${u32(s.cinG)}) * ${u32(P)}` },
+      weight: { buffer: 'W', index: (m, c, ky, kx) => `((${grp} * ${u32(s.coutG)} + ${m}) * ${u32(s.cinG)} + ${c}) * 9u + ${u32(ky * 3 + kx)}` },
+      out: { buffer: 'Y', offset: spec.out.offset },
+      epilogue: spec.epilogue,
+    };
+    runProblem(x.gpu, conv3Problem(direct, spec, 'conv.fwd'), buffers);
+  } else {
+    runGemm(x.gpu, spec, 'conv.fwd', buffers);
+  }
   return out;
 }
 
@@ -146,7 +164,24 @@ function gradInput(g: Tensor, w: Tensor, s: Geometry): Tensor {
         },
     out: { buffer: 'DX', offset: `(${img} * ${u32(s.cin)} + ${grp} * ${u32(s.cinG)}) * ${u32(HW)}`, aligned4: HW % 4 === 0 || (s.g === 1 && (s.cin * HW) % 4 === 0), rowStride: HW },
   };
-  runGemm(g.gpu, spec, 'conv.dx', { W: w.buffer, G: g.buffer, DX: out.buffer });
+  const buffers = { W: w.buffer, G: g.buffer, DX: out.buffer };
+  if (conv3Eligible(s)) {
+    // dx is a 3x3 'same' convolution of g with the flipped, transposed weights
+    const direct: Conv3Spec = {
+      name: spec.name,
+      batch: spec.batch,
+      M: s.cinG,
+      C: s.coutG,
+      H: s.h,
+      W: s.w,
+      input: { buffer: 'G', offset: `(${img} * ${u32(s.cout)} + ${grp} * ${u32(s.coutG)}) * ${u32(P)}` },
+      weight: { buffer: 'W', index: (m, c, ky, kx) => `((${grp} * ${u32(s.coutG)} + ${c}) * ${u32(s.cinG)} + ${m}) * 9u + ${u32((2 - ky) * 3 + (2 - kx))}` },
+      out: { buffer: 'DX', offset: spec.out.offset },
+    };
+    runProblem(g.gpu, conv3Problem(direct, spec, 'conv.dx'), buffers);
+  } else {
+    runGemm(g.gpu, spec, 'conv.dx', buffers);
+  }
   return out;
 }
 
