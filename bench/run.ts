@@ -19,7 +19,7 @@ import { Bench } from 'tinybench';
 import { availableBackends } from '../src/engine/dawn';
 import type { AdapterSummary, Backend, KernelProfile } from '../src/engine/gpu';
 import { exportGemmChoices, importGemmChoices, tuneGemms } from '../src/engine/gemm';
-import { type BenchCase, benchCases } from './cases';
+import { type BenchCase, type CaseRun, benchCases } from './cases';
 import { ENGINES, type EngineName, type Env, openEnv } from './engines';
 import { type Peaks, measurePeaks } from './roofline';
 
@@ -97,12 +97,7 @@ async function measureAdapter(backend: Backend, opts: BenchOptions): Promise<Ada
   let cases = benchCases(!!opts.quick);
   if (opts.cases?.length) cases = cases.filter((c) => opts.cases!.some((f) => `${c.case} ${c.shape}`.includes(f)));
   const results: BenchResult[] = [];
-  for (const c of cases) {
-    for (const engine of engines) {
-      const r = await timeCase(env, c, engine, peaks, !!opts.quick, log);
-      if (r) results.push(r);
-    }
-  }
+  for (const c of cases) results.push(...(await timeCaseGroup(env, c, engines, peaks, !!opts.quick, log)));
   const report: AdapterReport = {
     adapter: gpu.adapter,
     peak: { fmaGflops: peaks.fmaGflops, copyGBps: peaks.copyGBps },
@@ -119,55 +114,107 @@ async function measureAdapter(backend: Backend, opts: BenchOptions): Promise<Ada
   return report;
 }
 
-async function timeCase(env: Env, c: BenchCase, engine: EngineName, peaks: Peaks, quick: boolean, log: (s: string) => void): Promise<BenchResult | null> {
-  const make = c.impl[engine];
-  const base = { case: c.case, shape: c.shape, engine };
-  if (!make) return null;
-  if ((engine === 'tfjs' && !env.tf) || (engine === 'jax-js' && !env.jax)) return { ...base, ms: NaN, error: env.unavailable[engine] ?? 'not loaded' };
-  let run;
+/** Median of a list (the middle value, or the mean of the middle two). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/**
+ * Time one case on every engine. Engines are interleaved: `rounds` tinybench runs, each timing every
+ * engine in turn, so background load on a shared machine falls on all engines alike; the reported
+ * time is the median over all samples (per op: iteration time / chain).
+ */
+async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peaks: Peaks, quick: boolean, log: (s: string) => void): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  const runs = new Map<EngineName, CaseRun>();
+  const fail = (engine: EngineName, e: unknown) => {
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    log(`  ${c.case} ${c.shape} ${engine}: FAILED ${msg}`);
+    results.push({ case: c.case, shape: c.shape, engine, ms: NaN, error: msg });
+  };
   try {
-    run = await make(env);
-    // warm-up: compiles pipelines; for ours it also queues GEMM shape classes for the autotuner
-    await run.iter();
-    if (engine === 'ours') {
-      const tuned = await tuneGemms(env.gpu);
-      for (const t of tuned) log(`  tuned ${t.name}: ${t.chosen} (${t.timings.map((x) => `${x.variant} ${x.ms.toFixed(2)}`).join(', ')} ms)`);
-      await run.iter();
+    for (const engine of engines) {
+      const make = c.impl[engine];
+      if (!make) continue;
+      if ((engine === 'tfjs' && !env.tf) || (engine === 'jax-js' && !env.jax)) {
+        fail(engine, env.unavailable[engine] ?? 'not loaded');
+        continue;
+      }
+      try {
+        const run = await make(env);
+        runs.set(engine, run);
+        // warm-up: compiles pipelines; for ours it also queues GEMM shape classes for the autotuner
+        await run.iter();
+        if (engine === 'ours') {
+          const tuned = await tuneGemms(env.gpu);
+          for (const t of tuned) log(`  tuned ${t.name}: ${t.chosen} (${t.timings.map((x) => `${x.variant} ${x.ms.toFixed(2)}`).join(', ')} ms)`);
+          await run.iter();
+        }
+      } catch (e) {
+        runs.delete(engine);
+        fail(engine, e);
+      }
     }
-    const bench = new Bench({ time: quick ? 300 : 1500, iterations: quick ? 2 : 4, warmup: false, throws: true, retainSamples: true });
-    bench.add(`${c.case} ${engine}`, () => run!.iter(), { async: true });
-    await bench.run();
-    const result = bench.tasks[0].result as { latency?: { p50?: number; min: number; max: number; samplesCount?: number }; error?: Error };
-    if (!result.latency) throw result.error ?? new Error('no timing result');
-    const ms = (result.latency.p50 ?? result.latency.min) / c.chain;
-    const out: BenchResult = { ...base, ms, samples: result.latency.samplesCount, msMin: result.latency.min / c.chain, msMax: result.latency.max / c.chain };
-    if (c.flops) {
-      out.gflops = c.flops / ms / 1e6;
-      out.fractionOfPeak = out.gflops / peaks.fmaGflops;
+    const rounds = quick ? 2 : 3;
+    const samples = new Map<EngineName, number[]>([...runs.keys()].map((e) => [e, []]));
+    for (let round = 0; round < rounds; round++) {
+      const bench = new Bench({ time: (quick ? 300 : 1200) / rounds, iterations: quick ? 1 : 2, warmup: false, throws: true, retainSamples: true });
+      for (const [engine, run] of runs) bench.add(engine, () => run.iter(), { async: true });
+      try {
+        await bench.run();
+      } catch (e) {
+        // one engine failing mid-run: drop it, keep the others
+        for (const task of bench.tasks) {
+          const r = task.result as { error?: Error };
+          if (r.error) {
+            fail(task.name as EngineName, r.error);
+            runs.delete(task.name as EngineName);
+            samples.delete(task.name as EngineName);
+          }
+        }
+        if (!bench.tasks.some((t) => (t.result as { error?: Error }).error)) throw e;
+        continue;
+      }
+      for (const task of bench.tasks) {
+        const lat = (task.result as { latency?: { samples?: number[] } }).latency;
+        samples.get(task.name as EngineName)?.push(...(lat?.samples ?? []));
+      }
     }
-    if (c.bytes) {
-      out.gbps = c.bytes / ms / 1e6;
-      out.fractionOfPeak = out.gbps / peaks.copyGBps;
+    for (const [engine, xs] of samples) {
+      if (xs.length === 0) continue;
+      const ms = median(xs) / c.chain;
+      const out: BenchResult = { case: c.case, shape: c.shape, engine, ms, samples: xs.length, msMin: Math.min(...xs) / c.chain, msMax: Math.max(...xs) / c.chain };
+      if (c.flops) {
+        out.gflops = c.flops / ms / 1e6;
+        out.fractionOfPeak = out.gflops / peaks.fmaGflops;
+      }
+      if (c.bytes) {
+        out.gbps = c.bytes / ms / 1e6;
+        out.fractionOfPeak = out.gbps / peaks.copyGBps;
+      }
+      if (c.images) out.imagesPerSec = c.images / (ms / 1000);
+      if (engine === 'ours') {
+        env.gpu.startProfiling();
+        await runs.get(engine)!.iter();
+        out.kernels = await env.gpu.readProfile();
+        env.gpu.stopProfiling();
+      }
+      log(`  ${c.case} ${c.shape} ${engine}: ${ms.toFixed(2)} ms${out.gflops ? `, ${out.gflops.toFixed(1)} GFLOP/s` : ''}${out.gbps ? `, ${out.gbps.toFixed(1)} GB/s` : ''}${out.imagesPerSec ? `, ${out.imagesPerSec.toFixed(1)} images/s` : ''}${out.fractionOfPeak !== undefined ? ` (${(100 * out.fractionOfPeak).toFixed(0)}% of peak)` : ''} [${xs.length} samples]`);
+      results.push(out);
     }
-    if (c.images) out.imagesPerSec = c.images / (ms / 1000);
-    if (engine === 'ours') {
-      env.gpu.startProfiling();
-      await run.iter();
-      out.kernels = await env.gpu.readProfile();
-      env.gpu.stopProfiling();
-    }
-    log(`  ${c.case} ${c.shape} ${engine}: ${ms.toFixed(2)} ms${out.gflops ? `, ${out.gflops.toFixed(1)} GFLOP/s` : ''}${out.gbps ? `, ${out.gbps.toFixed(1)} GB/s` : ''}${out.imagesPerSec ? `, ${out.imagesPerSec.toFixed(1)} images/s` : ''}${out.fractionOfPeak !== undefined ? ` (${(100 * out.fractionOfPeak).toFixed(0)}% of peak)` : ''}`);
-    return out;
-  } catch (e) {
-    log(`  ${c.case} ${c.shape} ${engine}: FAILED ${(e as Error).message.split('\n')[0]}`);
-    return { ...base, ms: NaN, error: (e as Error).message.split('\n')[0] };
   } finally {
-    try {
-      run?.dispose();
-    } catch {
-      // a failed engine may leave nothing to dispose
+    for (const run of runs.values()) {
+      try {
+        run.dispose();
+      } catch {
+        // a failed engine may leave nothing to dispose
+      }
     }
   }
+  const order = (e: EngineName) => ENGINES.indexOf(e);
+  return results.sort((a, b) => order(a.engine) - order(b.engine));
 }
 
 // ---- reporting -----------------------------------------------------------------------------------
