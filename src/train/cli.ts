@@ -53,7 +53,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       'kac-c': { type: 'float', min: 0, default: 3, help: 'Kac speed c' },
       'kac-T': { type: 'float', min: 0, default: 1, help: 'time horizon T' },
       eps: { type: 'float', min: 0, default: 1e-4, help: 'light-cone layer eps' },
-      signal: { type: 'string', choices: KAC_SIGNALS, default: 'linear', help: 'signal schedule f' },
+      signal: { type: 'string', choices: KAC_SIGNALS.filter((s) => s !== 'const'), default: 'linear', help: 'signal schedule f (const needs a data-dependent prior: the 2-D experiment only)' },
       clock: { type: 'string', choices: KAC_CLOCKS, default: 't', help: 'Kac clock g' },
       ...common,
     },
