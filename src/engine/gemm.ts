@@ -4,15 +4,22 @@
 // times every candidate on scratch buffers of the same sizes and caches the fastest per adapter.
 // Choices live in memory and can be exported/imported as JSON (callers own any file I/O, so the
 // engine stays browser-safe).
-import { type GemmPlan, type GemmSpec, type GemmVariant, SCRATCH, gemmPlan, layoutSignature, variantKey } from '../kernels/gemm';
+import { type GemmPlan, type GemmSpec, type GemmVariant, gemmPlan, layoutSignature, variantKey } from '../kernels/gemm';
 import { type Conv3Spec, type Conv3Variant, conv3Key, conv3Plan } from '../kernels/conv3';
+import { type Im2colSpec, im2colElements, im2colLaunch } from '../kernels/im2col';
 import type { Gpu } from './gpu';
 
+/** A convolution computed as im2col into scratch, then a strided GEMM with variant `gemm`. */
+export interface Im2colVariant {
+  kind: 'im2col';
+  gemm: GemmVariant;
+}
+
 /** Any kernel variant the tuner can choose. */
-export type Variant = GemmVariant | Conv3Variant;
+export type Variant = GemmVariant | Conv3Variant | Im2colVariant;
 
 export function anyVariantKey(v: Variant): string {
-  return v.kind === 'direct3' ? conv3Key(v) : variantKey(v);
+  return v.kind === 'direct3' ? conv3Key(v) : v.kind === 'im2col' ? `im2col+${variantKey(v.gemm)}` : variantKey(v);
 }
 
 /**
@@ -45,30 +52,34 @@ export function shapeClass(spec: GemmSpec, family: string): string {
   return `${family}|${layoutSignature(spec)}|b${bucket(spec.batch)}|m${bucket(spec.M)}|n${bucket(spec.N)}|k${bucket(spec.K)}`;
 }
 
-/** Candidate variants for an adapter kind; the first is the untuned default. */
+/** Candidate variants for an adapter kind; the first is the untuned default. Kept short: tuning
+ *  times every candidate on the real shape. */
 export function candidates(spec: GemmSpec, software: boolean): GemmVariant[] {
   const out: GemmVariant[] = [];
-  // output lanes available to spread over workgroups; few outputs and a long K call for split-K
+  // few outputs and a long K call for split-K
   const outputs = spec.batch * spec.M * spec.N;
-  const splits = spec.K >= 256 && outputs < (software ? 16384 : 262144) ? [1, 4, 16] : [1];
+  const splits = spec.K >= 256 && outputs < (software ? 16384 : 262144) ? [4, 16] : [];
   if (software) {
-    for (const splitK of splits) {
-      out.push({ kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK });
-      out.push({ kind: 'reg', lanes: 'n', tm: 16, tn: 8, wg: 16, splitK });
-      out.push({ kind: 'reg', lanes: 'n', tm: 4, tn: 8, wg: 16, splitK });
-      out.push({ kind: 'reg', lanes: 'm', tm: 8, tn: 16, wg: 8, splitK });
-      out.push({ kind: 'reg', lanes: 'm', tm: 4, tn: 8, wg: 16, splitK });
-    }
+    // lanes along n with a uniform A block; lanes along m only pay off when A is a strided matrix
+    // (vec4 loads along k), never for gathered operands
+    out.push(
+      { kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK: 1 },
+      { kind: 'reg', lanes: 'n', tm: 16, tn: 8, wg: 16, splitK: 1 },
+      { kind: 'reg', lanes: 'n', tm: 4, tn: 8, wg: 16, splitK: 1 },
+    );
+    if (spec.a.kind === 'strided') out.push({ kind: 'reg', lanes: 'm', tm: 8, tn: 16, wg: 8, splitK: 1 }, { kind: 'reg', lanes: 'm', tm: 4, tn: 8, wg: 16, splitK: 1 });
+    for (const splitK of splits) out.push({ kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK }, { kind: 'reg', lanes: 'n', tm: 16, tn: 8, wg: 16, splitK });
   } else {
-    for (const splitK of splits) {
-      out.push({ kind: 'tiled', rm: 4, rn: 4, tk: 16, splitK });
-      out.push({ kind: 'tiled', rm: 8, rn: 8, tk: 8, splitK });
-      out.push({ kind: 'tiled', rm: 8, rn: 4, tk: 16, splitK });
-      out.push({ kind: 'reg', lanes: 'n', tm: 4, tn: 4, wg: 64, splitK });
-    }
+    out.push(
+      { kind: 'tiled', rm: 4, rn: 4, tk: 16, splitK: 1 },
+      { kind: 'tiled', rm: 8, rn: 8, tk: 8, splitK: 1 },
+      { kind: 'tiled', rm: 8, rn: 4, tk: 16, splitK: 1 },
+      { kind: 'reg', lanes: 'n', tm: 4, tn: 4, wg: 64, splitK: 1 },
+    );
+    for (const splitK of splits) out.push({ kind: 'tiled', rm: 4, rn: 4, tk: 16, splitK }, { kind: 'tiled', rm: 8, rn: 8, tk: 8, splitK });
   }
-  // for the untuned default, prefer a split when the output is tiny and K long
-  if (splits.length > 1 && outputs < (software ? 4096 : 65536)) out.unshift({ ...out[0], splitK: 4 });
+  // untuned default: split when the output is tiny and K long
+  if (splits.length && outputs < (software ? 4096 : 65536)) out.unshift({ ...out[0], splitK: 4 });
   return out;
 }
 
@@ -108,30 +119,54 @@ export function gemmProblem(spec: GemmSpec, family: string): Problem {
     name: spec.name,
     cls: shapeClass(spec, family),
     candidates: (software) => candidates(spec, software),
-    plan: (v) => (v.kind === 'direct3' ? null : gemmPlan(spec, v)),
+    plan: (v) => (v.kind === 'direct3' || v.kind === 'im2col' ? null : gemmPlan(spec, v)),
   };
 }
 
-/** Direct 3x3 convolution candidates, then the implicit GEMM's. */
-export function conv3Problem(spec: Conv3Spec, gemm: GemmSpec, family: string): Problem {
+export interface ConvProblemSpec {
+  name: string;
+  family: string;
+  /** the convolution as an implicit GEMM (always possible) */
+  implicit: GemmSpec;
+  /** the direct 3x3 kernel's spec, where it applies */
+  direct?: Conv3Spec;
+  /** im2col into scratch `col.out`, then `gemm` over it, where it applies */
+  im2col?: { col: Im2colSpec; gemm: GemmSpec };
+}
+
+/** A convolution (or its gradient) with every way we have of computing it as candidates. */
+export function convProblem(c: ConvProblemSpec): Problem {
   return {
-    name: spec.name,
-    cls: `${shapeClass(gemm, family)}|direct3`,
+    name: c.name,
+    cls: `${shapeClass(c.implicit, c.family)}${c.direct ? '|d3' : ''}${c.im2col ? '|i2c' : ''}`,
     candidates: (software) => {
-      const direct: Conv3Variant[] = software
-        ? [
-            { kind: 'direct3', tm: 8, q: 1, wg: 8 },
-            { kind: 'direct3', tm: 8, q: 2, wg: 8 },
-            { kind: 'direct3', tm: 4, q: 2, wg: 16 },
-            { kind: 'direct3', tm: 16, q: 1, wg: 8 },
-          ]
-        : [
-            { kind: 'direct3', tm: 4, q: 1, wg: 64 },
-            { kind: 'direct3', tm: 8, q: 1, wg: 64 },
-          ];
-      return [...direct, ...candidates(gemm, software)];
+      const out: Variant[] = candidates(c.implicit, software);
+      if (c.direct) {
+        const direct: Conv3Variant[] = software
+          ? [{ kind: 'direct3', tm: 8, q: 4, wg: 8 }]
+          : [
+              { kind: 'direct3', tm: 4, q: 1, wg: 64 },
+              { kind: 'direct3', tm: 8, q: 1, wg: 64 },
+            ];
+        out.push(...direct);
+      }
+      if (c.im2col && software) {
+        for (const g of candidates(c.im2col.gemm, software)) if (g.kind === 'reg' && g.lanes === 'n' && g.tm >= 8) out.push({ kind: 'im2col', gemm: g });
+      }
+      return out;
     },
-    plan: (v) => (v.kind === 'direct3' ? conv3Plan(spec, v) : gemmPlan(gemm, v)),
+    plan: (v) => {
+      if (v.kind === 'direct3') return c.direct ? conv3Plan(c.direct, v) : null;
+      if (v.kind === 'im2col') {
+        if (!c.im2col) return null;
+        const g = gemmPlan(c.im2col.gemm, v.gemm);
+        return {
+          launches: [im2colLaunch(c.im2col.col), ...g.launches],
+          scratch: [{ name: c.im2col.col.out, bytes: im2colElements(c.im2col.col) * 4 }, ...(g.scratch ?? [])],
+        };
+      }
+      return gemmPlan(c.implicit, v);
+    },
   };
 }
 
@@ -161,21 +196,22 @@ export function runProblem(gpu: Gpu, problem: Problem, buffers: Record<string, G
 }
 
 function dispatchPlan(gpu: Gpu, name: string, plan: GemmPlan, buffers: Record<string, GPUBuffer>): void {
-  let scratch: GPUBuffer | null = null;
-  if (plan.scratch) scratch = gpu.alloc(plan.scratch.bytes);
+  const scratch = new Map((plan.scratch ?? []).map((sc) => [sc.name, gpu.alloc(sc.bytes)]));
   const label = name;
   for (const { kernel, bindings } of plan.launches) {
     gpu.dispatch(
       kernel,
       bindings.map((name) => {
-        const buf = name === SCRATCH ? scratch : buffers[name];
+        // 'NAME#alias' binds buffer NAME again (a second view of it in the kernel)
+        const base = name.split('#')[0];
+        const buf = scratch.get(base) ?? buffers[base];
         if (!buf) throw new Error(`internal: ${label} has no buffer named ${name}`);
         return buf;
       }),
     );
   }
   gemmStats.launches++;
-  if (scratch) gpu.release(scratch);
+  for (const b of scratch.values()) gpu.release(b);
 }
 
 /** Shape classes used on this device that have no tuned choice yet. */
@@ -191,7 +227,7 @@ export interface TuneResult {
 }
 
 /** Time `variant` on scratch buffers; milliseconds per run (best of `trials`). */
-async function timeVariant(gpu: Gpu, p: Pending, variant: Variant, bufs: Record<string, GPUBuffer>, trials = 3): Promise<number> {
+async function timeVariant(gpu: Gpu, p: Pending, variant: Variant, bufs: Record<string, GPUBuffer>, bestSoFar: number, trials = 2): Promise<number> {
   const plan = p.problem.plan(variant)!;
   const name = p.problem.name;
   dispatchPlan(gpu, name, plan, bufs); // compile + warm up
@@ -200,6 +236,8 @@ async function timeVariant(gpu: Gpu, p: Pending, variant: Variant, bufs: Record<
   dispatchPlan(gpu, name, plan, bufs);
   await gpu.sync();
   const once = performance.now() - t0;
+  // clearly slower than the best so far: one run is evidence enough
+  if (once > 3 * bestSoFar) return once;
   const reps = Math.max(1, Math.min(50, Math.ceil(20 / Math.max(once, 0.01))));
   let best = once;
   for (let t = 0; t < trials; t++) {
@@ -235,7 +273,7 @@ export async function tuneGemms(gpu: Gpu, opts: { log?: (line: string) => void }
       const key = anyVariantKey(v);
       if (seen.has(key)) continue;
       seen.add(key);
-      const ms = await timeVariant(gpu, item, v, bufs);
+      const ms = await timeVariant(gpu, item, v, bufs, best?.ms ?? Infinity);
       timings.push({ variant: key, ms });
       if (!best || ms < best.ms) best = { v, ms };
     }
@@ -271,7 +309,7 @@ export function importGemmChoices(json: string): number {
     if (!m || typeof m !== 'object') continue;
     if (!choices.has(adapter)) choices.set(adapter, new Map());
     for (const [cls, v] of Object.entries(m as Record<string, Variant>)) {
-      if (v && (v.kind === 'reg' || v.kind === 'tiled' || v.kind === 'direct3')) {
+      if (v && (v.kind === 'reg' || v.kind === 'tiled' || v.kind === 'direct3' || v.kind === 'im2col')) {
         choices.get(adapter)!.set(cls, v);
         n++;
       }

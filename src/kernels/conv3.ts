@@ -60,6 +60,10 @@ export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
   };
   bind(spec.weight.buffer, 'read', 'f32');
   bind(spec.input.buffer, 'read', 'vec4f');
+  // the same buffer again as scalars, for the one neighbour value on each side ('#' suffix: alias)
+  const XS = `${spec.input.buffer}_s`;
+  decls.push(`@group(0) @binding(${names.length}) var<storage, read> ${XS}: array<f32>;`);
+  names.push(`${spec.input.buffer}#s`);
   if (spec.epilogue) for (const b of spec.epilogue.buffers) bind(b, 'read', 'f32');
   bind(spec.out.buffer, 'read_write', 'vec4f');
   const X = spec.input.buffer;
@@ -69,7 +73,7 @@ export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
   const pre: string[] = [];
   pre.push(`let ub = wid.y * ${u32(TM)};`, `let lb = wid.x * ${u32(WG * 4 * Q)};`);
   for (const i of I) pre.push(`let m${i} = min(ub + ${u32(i)}, ${u32(M - 1)});`);
-  pre.push(`let inBase = (${spec.input.offset}) >> 2u;`, `let lastVec = arrayLength(&${X}) - 1u;`);
+  pre.push(`let inBase = (${spec.input.offset}) >> 2u;`, `let lastS = arrayLength(&${XS}) - 1u;`);
   for (const j of J) {
     pre.push(
       `let p${j} = min(lb + ${u32(j * WG * 4)} + lid.x * 4u, ${u32(N - 4)});`,
@@ -95,8 +99,8 @@ export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
       body.push(
         `let vi${j} = cb + r${j}_${ky};`,
         `let cur${j} = select(vec4f(0.0), ${X}[vi${j}], ok${j}_${ky});`,
-        `let prv${j} = select(0.0, ${X}[max(vi${j}, 1u) - 1u].w, ok${j}_${ky} & hasPrev${j});`,
-        `let nxt${j} = select(0.0, ${X}[min(vi${j} + 1u, lastVec)].x, ok${j}_${ky} & hasNext${j});`,
+        `let prv${j} = select(0.0, ${XS}[max(vi${j} * 4u, 1u) - 1u], ok${j}_${ky} & hasPrev${j});`,
+        `let nxt${j} = select(0.0, ${XS}[min(vi${j} * 4u + 4u, lastS)], ok${j}_${ky} & hasNext${j});`,
         `let t0_${j} = vec4f(prv${j}, cur${j}.xyz);`,
         `let t2_${j} = vec4f(cur${j}.yzw, nxt${j});`,
       );

@@ -65,8 +65,8 @@ export interface GemmLaunch {
 
 export interface GemmPlan {
   launches: GemmLaunch[];
-  /** scratch buffer the plan needs (split-K partial sums), bound under `name` */
-  scratch?: { name: string; bytes: number };
+  /** scratch buffers the plan needs (split-K partial sums, im2col columns), bound under `name` */
+  scratch?: { name: string; bytes: number }[];
 }
 
 export const SCRATCH = 'partials_';
@@ -376,7 +376,7 @@ export function gemmPlan(spec: GemmSpec, variant: GemmVariant): GemmPlan {
   if (splitK === 1) return { launches: [main] };
   return {
     launches: [main, reduceKernel(spec, splitK)],
-    scratch: { name: SCRATCH, bytes: splitK * spec.batch * spec.M * spec.N * 4 },
+    scratch: [{ name: SCRATCH, bytes: splitK * spec.batch * spec.M * spec.N * 4 }],
   };
 }
 

@@ -2,7 +2,7 @@
 // forward pass and both gradients differ only in how they gather their operands.
 import type { GemmSpec } from '../../kernels/gemm';
 import { type Conv3Spec, conv3Eligible } from '../../kernels/conv3';
-import { conv3Problem, runGemm, runProblem } from '../gemm';
+import { convProblem, runProblem } from '../gemm';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
 import { u32, i32 } from '../../kernels/kernel';
 import { Tensor, recordGrad } from '../tensor';
@@ -97,23 +97,35 @@ function forward(x: Tensor, w: Tensor, bias: Tensor | null, s: Geometry): Tensor
     epilogue: bias ? { buffers: ['bias'], expr: `v + bias[${grp} * ${u32(s.coutG)} + m]` } : undefined,
   };
   const buffers = { W: w.buffer, X: x.buffer, Y: out.buffer, ...(bias ? { bias: bias.buffer } : {}) };
-  if (conv3Eligible(s)) {
-    const direct: Conv3Spec = {
-      name: spec.name,
-      batch: spec.batch,
-      M: s.coutG,
-      C: s.cinG,
-      H: s.h,
-      W: s.w,
-      input: { buffer: 'X', offset: `(${img} * ${u32(s.cin)} + ${grp} * ${u32(s.cinG)}) * ${u32(P)}` },
-      weight: { buffer: 'W', index: (m, c, ky, kx) => `((${grp} * ${u32(s.coutG)} + ${m}) * ${u32(s.cinG)} + ${c}) * 9u + ${u32(ky * 3 + kx)}` },
-      out: { buffer: 'Y', offset: spec.out.offset },
-      epilogue: spec.epilogue,
-    };
-    runProblem(x.gpu, conv3Problem(direct, spec, 'conv.fwd'), buffers);
-  } else {
-    runGemm(x.gpu, spec, 'conv.fwd', buffers);
-  }
+  const direct: Conv3Spec | undefined = conv3Eligible(s)
+    ? {
+        name: spec.name,
+        batch: spec.batch,
+        M: s.coutG,
+        C: s.cinG,
+        H: s.h,
+        W: s.w,
+        input: { buffer: 'X', offset: `(${img} * ${u32(s.cin)} + ${grp} * ${u32(s.cinG)}) * ${u32(P)}` },
+        weight: { buffer: 'W', index: (m, c, ky, kx) => `((${grp} * ${u32(s.coutG)} + ${m}) * ${u32(s.cinG)} + ${c}) * 9u + ${u32(ky * 3 + kx)}` },
+        out: { buffer: 'Y', offset: spec.out.offset },
+        epilogue: spec.epilogue,
+      }
+    : undefined;
+  // im2col: col[(ci, ky, kx)][img][p], then Y[img] = W @ col[:, img, :] (groups of 1, real windows only)
+  const im2col =
+    s.g === 1 && !pointwise(s)
+      ? {
+          col: { name: name('fwd.im2col', s), input: 'X', out: 'col_', n: s.n, C: s.cin, H: s.h, W: s.w, kh: s.kh, kw: s.kw, sh: s.sh, sw: s.sw, ph: s.ph, pw: s.pw, ho: s.ho, wo: s.wo },
+          gemm: {
+            ...spec,
+            batch: s.n,
+            b: { kind: 'strided', buffer: 'col_', offset: `b * ${u32(P)}`, aligned4: P % 4 === 0, rowStride: s.n * P, colStride: 1 },
+            out: { buffer: 'Y', offset: `b * ${u32(s.cout * P)}`, aligned4: (s.cout * P) % 4 === 0, rowStride: P },
+            epilogue: bias ? { buffers: ['bias'], expr: 'v + bias[m]' } : undefined,
+          } satisfies GemmSpec,
+        }
+      : undefined;
+  runProblem(x.gpu, convProblem({ name: spec.name, family: 'conv.fwd', implicit: spec, direct, im2col }), buffers);
   return out;
 }
 
@@ -165,23 +177,46 @@ function gradInput(g: Tensor, w: Tensor, s: Geometry): Tensor {
     out: { buffer: 'DX', offset: `(${img} * ${u32(s.cin)} + ${grp} * ${u32(s.cinG)}) * ${u32(HW)}`, aligned4: HW % 4 === 0 || (s.g === 1 && (s.cin * HW) % 4 === 0), rowStride: HW },
   };
   const buffers = { W: w.buffer, G: g.buffer, DX: out.buffer };
-  if (conv3Eligible(s)) {
-    // dx is a 3x3 'same' convolution of g with the flipped, transposed weights
-    const direct: Conv3Spec = {
-      name: spec.name,
-      batch: spec.batch,
-      M: s.cinG,
-      C: s.coutG,
-      H: s.h,
-      W: s.w,
-      input: { buffer: 'G', offset: `(${img} * ${u32(s.cout)} + ${grp} * ${u32(s.coutG)}) * ${u32(P)}` },
-      weight: { buffer: 'W', index: (m, c, ky, kx) => `((${grp} * ${u32(s.coutG)} + ${c}) * ${u32(s.cinG)} + ${m}) * 9u + ${u32((2 - ky) * 3 + (2 - kx))}` },
-      out: { buffer: 'DX', offset: spec.out.offset },
-    };
-    runProblem(g.gpu, conv3Problem(direct, spec, 'conv.dx'), buffers);
-  } else {
-    runGemm(g.gpu, spec, 'conv.dx', buffers);
-  }
+  // dx is a 3x3 'same' convolution of g with the flipped, transposed weights
+  const direct: Conv3Spec | undefined = conv3Eligible(s)
+    ? {
+        name: spec.name,
+        batch: spec.batch,
+        M: s.cinG,
+        C: s.coutG,
+        H: s.h,
+        W: s.w,
+        input: { buffer: 'G', offset: `(${img} * ${u32(s.cout)} + ${grp} * ${u32(s.coutG)}) * ${u32(P)}` },
+        weight: { buffer: 'W', index: (m, c, ky, kx) => `((${grp} * ${u32(s.coutG)} + ${c}) * ${u32(s.cinG)} + ${m}) * 9u + ${u32((2 - ky) * 3 + (2 - kx))}` },
+        out: { buffer: 'DX', offset: spec.out.offset },
+      }
+    : undefined;
+  // stride 1: dx = conv(g, flipped transposed w) with padding k - 1 - p, computed as im2col of g
+  const ph2 = s.kh - 1 - s.ph;
+  const pw2 = s.kw - 1 - s.pw;
+  const im2col =
+    s.g === 1 && s.sh === 1 && s.sw === 1 && khw > 1 && ph2 >= 0 && pw2 >= 0
+      ? {
+          col: { name: name('dx.im2col', s), input: 'G', out: 'col_', n: s.n, C: s.cout, H: s.ho, W: s.wo, kh: s.kh, kw: s.kw, sh: 1, sw: 1, ph: ph2, pw: pw2, ho: s.h, wo: s.w },
+          gemm: {
+            name: spec.name,
+            batch: s.n,
+            M: s.cin,
+            N: HW,
+            K,
+            // A[ci, (co, ky', kx')] = w[co, ci, kh-1-ky', kw-1-kx']
+            a: {
+              kind: 'gather',
+              buffers: ['W'],
+              call: 'flippedW',
+              fn: `fn flippedW(b: u32, m: u32, k: u32) -> f32 { return W[(k / ${u32(khw)}) * ${u32(s.cin * khw)} + m * ${u32(khw)} + ${u32(khw - 1)} - k % ${u32(khw)}]; }`,
+            },
+            b: { kind: 'strided', buffer: 'col_', offset: `b * ${u32(HW)}`, aligned4: HW % 4 === 0, rowStride: s.n * HW, colStride: 1 },
+            out: { buffer: 'DX', offset: `b * ${u32(s.cin * HW)}`, aligned4: (s.cin * HW) % 4 === 0, rowStride: HW },
+          } satisfies GemmSpec,
+        }
+      : undefined;
+  runProblem(g.gpu, convProblem({ name: spec.name, family: 'conv.dx', implicit: spec, direct, im2col }), buffers);
   return out;
 }
 
@@ -217,7 +252,15 @@ function gradWeight(g: Tensor, x: Tensor, s: Geometry): Tensor {
     },
     out: { buffer: 'DW', offset: `b * ${u32(s.coutG * N)}`, aligned4: s.g === 1 || (s.coutG * N) % 4 === 0, rowStride: N },
   };
-  runGemm(g.gpu, spec, 'conv.dw', { G: g.buffer, X: x.buffer, DW: out.buffer });
+  // im2col: col[j][img][p] read as B[k = (img, p), n = j], contiguous along k (vec4 loads)
+  const im2col =
+    s.g === 1 && !pointwise(s)
+      ? {
+          col: { name: name('dw.im2col', s), input: 'X', out: 'col_', n: s.n, C: s.cin, H: s.h, W: s.w, kh: s.kh, kw: s.kw, sh: s.sh, sw: s.sw, ph: s.ph, pw: s.pw, ho: s.ho, wo: s.wo },
+          gemm: { ...spec, b: { kind: 'strided', buffer: 'col_', offset: '0u', aligned4: true, rowStride: 1, colStride: s.n * P } } satisfies GemmSpec,
+        }
+      : undefined;
+  runProblem(g.gpu, convProblem({ name: spec.name, family: 'conv.dw', implicit: spec, im2col }), { G: g.buffer, X: x.buffer, DW: out.buffer });
   return out;
 }
 
