@@ -1,6 +1,6 @@
 // Kernels that move data by index arithmetic the strided views cannot express: padding, writing a
 // block into a larger tensor (concat), 2x nearest upsampling and 2x2 sum pooling, row gathers.
-import { type Kernel, NON_FINITE, f32, linearLaunch, storage, u32 } from './kernel';
+import { type Kernel, NON_FINITE, f32, i32, linearLaunch, storage, u32 } from './kernel';
 import { contiguousStrides } from './elementwise';
 
 const WG = 256;
@@ -24,14 +24,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 /** Constant padding: pads[d] = [before, after]. */
-export function padKernel(shape: number[], pads: [number, number][], value: number): Kernel {
+export function padKernel(shape: number[], pads: [number, number][], value: number, type: 'f32' | 'i32' = 'f32'): Kernel {
   const out = shape.map((d, k) => d + pads[k][0] + pads[k][1]);
   const inStrides = contiguousStrides(shape);
   const n = out.reduce((a, b) => a * b, 1);
   const checks = shape.map((d, k) => `(c${k} >= ${u32(pads[k][0])} && c${k} < ${u32(pads[k][0] + d)})`);
   const index = shape.map((_, k) => `(c${k} - ${u32(pads[k][0])}) * ${u32(inStrides[k])}`);
-  return kernel(`pad[${shape}]`, n, `${NON_FINITE}\n${storage(0, 'x', 'read')}\n${storage(1, 'out', 'read_write')}`, () => `${coords(out)}
-  if (${checks.join(' && ') || 'true'}) { out[i] = x[${index.join(' + ') || '0u'}]; } else { out[i] = ${f32(value)}; }`);
+  return kernel(`pad[${shape}]`, n, `${NON_FINITE}\n${storage(0, 'x', 'read', type)}\n${storage(1, 'out', 'read_write', type)}`, () => `${coords(out)}
+  if (${checks.join(' && ') || 'true'}) { out[i] = x[${index.join(' + ') || '0u'}]; } else { out[i] = ${type === 'i32' ? i32(value) : f32(value)}; }`);
 }
 
 /** Write all of `x` (shape `shape`) into `out` (shape `outShape`) starting at `offset` along `axis`. */

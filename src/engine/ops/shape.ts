@@ -80,7 +80,7 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], val
     throw new Error(`pad: pads must be non-negative integers, got ${JSON.stringify(pads)}`);
   }
   const shape = x.shape.map((d, i) => d + p[i][0] + p[i][1]);
-  const y = launch(padKernel(x.shape, p, value), [x], shape);
+  const y = launch(padKernel(x.shape, p, value, x.dtype), [x], shape, x.dtype);
   return recordGrad(y, 'pad', [x], (g) => [g.slice(p.map(([a]) => a), p.map(([a], i) => a + x.shape[i]))]);
 }
 
