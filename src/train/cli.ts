@@ -49,6 +49,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       ...dataFlags,
       ...optimFlags({ steps: 1500, batch: 32, lr: 1e-3, warmup: 100 }),
       'label-dropout': { type: 'float', min: 0, default: 0.1, help: 'probability of the null class' },
+      grids: { type: 'bool', default: true, help: 'write a sample grid (EMA weights) at each checkpoint' },
       'kac-a': { type: 'float', min: 0, default: 9, help: 'Kac switching rate a' },
       'kac-c': { type: 'float', min: 0, default: 3, help: 'Kac speed c' },
       'kac-T': { type: 'float', min: 0, default: 1, help: 'time horizon T' },
@@ -186,7 +187,7 @@ async function cmdTrain(f: Record<string, unknown>): Promise<void> {
     outDir, data, createModel: () => createModel(run.model), config, kac: run.kac, optim, batch: f.batch as number,
     labelDropout: f['label-dropout'] as number, seed: f.seed as number, resume: f.resume as boolean, quiet: f.quiet as boolean,
     logEvery: f['log-every'] as number, checkpointEvery: f['checkpoint-every'] as number,
-    onCheckpoint: gridWriter(outDir, shape, data.numClasses, run, 20, 'ab2'),
+    onCheckpoint: f.grids ? gridWriter(outDir, shape, data.numClasses, run, 20, 'ab2') : undefined,
   });
   console.log(`teacher trained: ${res.step} steps, last loss ${res.lastLoss.toPrecision(4)}; weights ${res.weightsPath}; sample grids in ${samplesDir(outDir)}`);
   gpu.destroy();
