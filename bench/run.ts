@@ -148,8 +148,8 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
         // warm-up: compiles pipelines; for ours it also queues GEMM shape classes for the autotuner
         await run.iter();
         if (engine === 'ours') {
-          const tuned = await tuneGemms(env.gpu);
-          for (const t of tuned) log(`  tuned ${t.name}: ${t.chosen} (${t.timings.map((x) => `${x.variant} ${x.ms.toFixed(2)}`).join(', ')} ms)`);
+          const tuned = await tuneGemms(env.gpu, { budgetMs: quick ? 30_000 : 120_000 });
+          for (const t of tuned) if (t.timings.length > 1) log(`  tuned ${t.name}: ${t.chosen} (${t.timings.map((x) => `${x.variant} ${x.ms.toFixed(2)}`).join(', ')} ms)`);
           await run.iter();
         }
       } catch (e) {
@@ -254,7 +254,7 @@ export function markdownReport(reports: AdapterReport[], command: string): strin
       lines.push('| kernel | dispatches | GPU ms | share |', '| --- | ---: | ---: | ---: |');
       const kinds = new Map<string, { n: number; ms: number }>();
       for (const k of x.kernels!) {
-        const kind = k.name.split(' ')[0];
+        const kind = k.name.split(/[ [(]/)[0];
         const e = kinds.get(kind) ?? { n: 0, ms: 0 };
         e.n += k.dispatches;
         e.ms += k.ms ?? 0;
@@ -297,16 +297,19 @@ export async function runBench(opts: BenchOptions = {}): Promise<AdapterReport[]
   const found = await availableBackends();
   const want = !opts.backend || opts.backend === 'all' ? found : [opts.backend as Backend];
   if (want.length === 0) throw new Error('bench: no WebGPU adapter found (install the software GPU with `bash scripts/setup.sh`)');
+  const command = `npm run bench --${opts.quick ? ' --quick' : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${opts.engines ? ` --engines ${opts.engines.join(',')}` : ''}${opts.cases?.length ? ` --cases ${opts.cases.join(',')}` : ''}${opts.json ? ` --json ${opts.json}` : ''}${opts.md ? ` --md ${opts.md}` : ''}`;
   const reports: AdapterReport[] = [];
+  const write = () => {
+    // after every adapter, so an interrupted run keeps what it measured
+    if (opts.json) writeFileSync(opts.json, JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 1));
+    if (opts.md) writeFileSync(opts.md, markdownReport(reports, command));
+  };
   for (const backend of want) {
     log(`== ${backend}`);
     reports.push(await runChild(backend, opts));
+    write();
   }
-  const command = `npm run bench --${opts.quick ? ' --quick' : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${opts.engines ? ` --engines ${opts.engines.join(',')}` : ''}${opts.cases?.length ? ` --cases ${opts.cases.join(',')}` : ''}${opts.json ? ` --json ${opts.json}` : ''}${opts.md ? ` --md ${opts.md}` : ''}`;
-  const md = markdownReport(reports, command);
-  process.stdout.write(`${md}\n`);
-  if (opts.json) writeFileSync(opts.json, JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 1));
-  if (opts.md) writeFileSync(opts.md, md);
+  process.stdout.write(`${markdownReport(reports, command)}\n`);
   return reports;
 }
 

@@ -249,38 +249,72 @@ async function timeVariant(gpu: Gpu, p: Pending, variant: Variant, bufs: Record<
   return best;
 }
 
+export interface TuneOptions {
+  log?: (line: string) => void;
+  /** classes whose default kernel takes less than this (ms, wall clock incl. submit) keep the default
+   *  without trying the others: not worth the compile time. Default 2. */
+  minMs?: number;
+  /** stop tuning after this many ms; classes left keep their default and stay pending. Default: none */
+  budgetMs?: number;
+}
+
 /**
- * Time every candidate for each pending shape class of this device (or for `only`) and cache the
- * fastest. Uses scratch buffers, so tensors are untouched. Returns what was measured.
+ * Time every candidate for each pending shape class of this device and cache the fastest. Classes are
+ * tuned costliest first (by their default kernel's time); cheap ones keep the default. Uses scratch
+ * buffers, so tensors are untouched. Returns what was measured.
  */
-export async function tuneGemms(gpu: Gpu, opts: { log?: (line: string) => void } = {}): Promise<TuneResult[]> {
+export async function tuneGemms(gpu: Gpu, opts: TuneOptions = {}): Promise<TuneResult[]> {
   const p = pending.get(gpu);
   if (!p || p.size === 0) return [];
+  const minMs = opts.minMs ?? 2;
   const results: TuneResult[] = [];
   const t0 = performance.now();
+  const software = isSoftwareAdapter(gpu);
   await gpu.sync();
-  for (const [cls, item] of [...p.entries()]) {
-    p.delete(cls);
-    if (chosen(gpu, cls)) continue;
+  const scratchFor = (item: Pending) => {
     const bufs: Record<string, GPUBuffer> = {};
-    for (const [name, size] of item.sizes) {
-      bufs[name] = gpu.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    for (const [name, size] of item.sizes) bufs[name] = gpu.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    return bufs;
+  };
+  // the default of each class, once: cheap classes are settled here, the rest are ordered by cost
+  const queue: { cls: string; item: Pending; ms: number; v: Variant }[] = [];
+  for (const [cls, item] of [...p.entries()]) {
+    if (chosen(gpu, cls)) {
+      p.delete(cls);
+      continue;
     }
-    const timings: { variant: string; ms: number }[] = [];
-    let best: { v: Variant; ms: number } | null = null;
-    const seen = new Set<string>();
-    for (const v of item.problem.candidates(isSoftwareAdapter(gpu))) {
+    const v = item.problem.candidates(software)[0];
+    const bufs = scratchFor(item);
+    const ms = await timeVariant(gpu, item, v, bufs, Infinity);
+    for (const b of Object.values(bufs)) b.destroy();
+    if (ms < minMs) {
+      p.delete(cls);
+      setGemmChoice(gpu, cls, v);
+      results.push({ cls, name: item.problem.name, timings: [{ variant: anyVariantKey(v), ms }], chosen: anyVariantKey(v) });
+    } else {
+      queue.push({ cls, item, ms, v });
+    }
+  }
+  queue.sort((a, b) => b.ms - a.ms);
+  for (const { cls, item, ms: firstMs, v: first } of queue) {
+    if (opts.budgetMs !== undefined && performance.now() - t0 > opts.budgetMs) break;
+    p.delete(cls);
+    const bufs = scratchFor(item);
+    const timings: { variant: string; ms: number }[] = [{ variant: anyVariantKey(first), ms: firstMs }];
+    let best: { v: Variant; ms: number } = { v: first, ms: firstMs };
+    const seen = new Set<string>([anyVariantKey(first)]);
+    for (const v of item.problem.candidates(software)) {
       const key = anyVariantKey(v);
       if (seen.has(key)) continue;
       seen.add(key);
-      const ms = await timeVariant(gpu, item, v, bufs, best?.ms ?? Infinity);
+      const ms = await timeVariant(gpu, item, v, bufs, best.ms);
       timings.push({ variant: key, ms });
-      if (!best || ms < best.ms) best = { v, ms };
+      if (ms < best.ms) best = { v, ms };
     }
     for (const b of Object.values(bufs)) b.destroy();
-    setGemmChoice(gpu, cls, best!.v);
+    setGemmChoice(gpu, cls, best.v);
     gemmStats.tuned++;
-    const r = { cls, name: item.problem.name, timings, chosen: anyVariantKey(best!.v) };
+    const r = { cls, name: item.problem.name, timings, chosen: anyVariantKey(best.v) };
     results.push(r);
     opts.log?.(`tuned ${item.problem.name}: ${r.chosen} (${timings.map((t) => `${t.variant} ${t.ms.toFixed(2)}ms`).join(', ')})`);
   }
