@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import { availableBackends } from '../src/engine/dawn';
 import type { AdapterSummary, Backend, KernelProfile } from '../src/engine/gpu';
-import { exportGemmChoices, importGemmChoices, tuneGemms } from '../src/engine/gemm';
+import { exportGemmChoices, importGemmChoices, isSoftwareAdapter, tuneGemms } from '../src/engine/gemm';
 import { type BenchCase, type CaseRun, benchCases } from './cases';
 import { ENGINES, type EngineName, type Env, openEnv } from './engines';
 import { type Peaks, measurePeaks } from './roofline';
@@ -94,7 +94,7 @@ async function measureAdapter(backend: Backend, opts: BenchOptions): Promise<Ada
   const peaks = await measurePeaks(gpu, { quick: opts.quick, log });
   log(`[${backend}] peak ${peaks.fmaGflops.toFixed(1)} GFLOP/s FMA, ${peaks.copyGBps.toFixed(1)} GB/s copy`);
 
-  let cases = benchCases(!!opts.quick);
+  let cases = benchCases(!!opts.quick, !isSoftwareAdapter(gpu));
   if (opts.cases?.length) cases = cases.filter((c) => opts.cases!.some((f) => `${c.case} ${c.shape}`.includes(f)));
   const results: BenchResult[] = [];
   for (const c of cases) results.push(...(await timeCaseGroup(env, c, engines, peaks, !!opts.quick, log)));
