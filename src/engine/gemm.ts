@@ -66,6 +66,7 @@ export function candidates(spec: GemmSpec, software: boolean): GemmVariant[] {
       { kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK: 1 },
       { kind: 'reg', lanes: 'n', tm: 16, tn: 8, wg: 16, splitK: 1 },
       { kind: 'reg', lanes: 'n', tm: 4, tn: 8, wg: 16, splitK: 1 },
+      { kind: 'reg', lanes: 'n', tm: 16, tn: 16, wg: 8, splitK: 1 },
     );
     if (spec.a.kind === 'strided') out.push({ kind: 'reg', lanes: 'm', tm: 8, tn: 16, wg: 8, splitK: 1 }, { kind: 'reg', lanes: 'm', tm: 4, tn: 8, wg: 16, splitK: 1 });
     for (const splitK of splits) out.push({ kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK }, { kind: 'reg', lanes: 'n', tm: 16, tn: 8, wg: 16, splitK });
