@@ -31,6 +31,9 @@ describe('distillkac CLI', () => {
     const d = run(['sample', '--checkpoint', '/nonexistent/x.safetensors']);
     expect(d.status).toBe(1);
     expect(d.stderr).toMatch(/cannot read checkpoint \/nonexistent\/x.safetensors/);
+    const e = run(['distill', '--teacher', '/nonexistent/t.safetensors', '--schedule', '8,4,2,1', '--steps', '10,20']);
+    expect(e.status).toBe(2);
+    expect(e.stderr).toMatch(/--steps: 2 counts for 3 stages/);
   }, LONG);
 
   it('a run killed with SIGKILL resumes to bit-identical parameters', async () => {

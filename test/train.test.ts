@@ -2,7 +2,7 @@
 // resumed run is bit-identical to an uninterrupted one, a corrupt newest checkpoint falls back to
 // the previous one, a NaN loss stops training naming the step, and endpoint distillation of a
 // teacher into itself at N = 1 has zero loss.
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { endpointLoss, teacherEndpoint } from '../src/models/distill';
 import type { Dataset } from '../src/train/data';
 import { listCheckpoints, loadLatestCheckpoint, readCheckpoint } from '../src/train/checkpoint';
 import { teacherBatch, teacherLoss, trainTeacher } from '../src/train/teacher';
-import { trainStudent } from '../src/train/distill';
+import { distillStages, trainStudent } from '../src/train/distill';
 import type { OptimConfig } from '../src/train/loop';
 
 /** Two classes of 4x4 images: a bright left or right half, plus a little deterministic jitter. */
@@ -135,5 +135,28 @@ describe('training loop and distillation', () => {
     });
     expect(Number.isFinite(res.lastLoss)).toBe(true);
     expect(readCheckpoint(res.weightsPath).kind).toBe('student-weights');
+  });
+
+  it('a multi-stage schedule trains each stage for its own step count, chains teachers, and skips finished stages', async () => {
+    const teacher = await run(mkdtempSync(join(tmpdir(), 'dk-t-')), 20);
+    const root = mkdtempSync(join(tmpdir(), 'dk-stages-'));
+    const stageSteps = [4, 3, 2];
+    const teacherWeights = await teacher.emaModel.stateDict();
+    const stages = () => distillStages({
+      root, data, createModel: () => new ToyVelocity(), config: { toy: 1 }, kac: defaultKacConfig, tMin: 1e-5,
+      optim: optim(99), stageSteps: (k) => stageSteps[k - 1], batch: 8, seed: 2, schedule: [8, 4, 2, 1],
+      teacherWeights, teacherSolver: 'ab2', guidance: { scale: 1.3, nullClass: 2 },
+      quiet: true, logEvery: 1, checkpointEvery: 10,
+    });
+    const first = await stages();
+    expect(first.map((r) => r.steps)).toEqual([4, 2, 1]);
+    first.forEach((r, i) => {
+      const ckpt = readCheckpoint(r.weightsPath);
+      expect(ckpt.step).toBe(stageSteps[i]);
+      expect(ckpt.config).toMatchObject({ stage: i + 1, teacherSteps: [8, 4, 2][i] });
+    });
+    const written = first.map((r) => statSync(r.weightsPath).mtimeMs);
+    const again = await stages();
+    expect(again.map((r) => statSync(r.weightsPath).mtimeMs)).toEqual(written);
   });
 });

@@ -5,11 +5,13 @@ import { initGpu } from '../engine/dawn';
 import { encodeSafetensors } from '../engine/safetensors';
 import { KAC_CLOCKS, KAC_SIGNALS, kacConfig } from '../models/kac';
 import { SOLVERS, type Solver, sample } from '../models/sampler';
+import { generateSamples } from '../models/generate';
 import { writeFileAtomic } from './checkpoint';
 import { distillStages } from './distill';
 import { type FlagSpecs, UsageError, helpText, parseFlags } from './flags';
 import { type DataSpec, type ModelRunConfig, createModel, loadData, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
 import { trainTeacher } from './teacher';
+import { samplingDefaults } from './weights';
 import { evaluate, metricsTable } from './evaluate';
 import { writeReport } from './report';
 
@@ -69,6 +71,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       source: { type: 'string', choices: ['data', 'rollout'], default: 'data', help: 'x_t from forward-noised data or teacher rollouts' },
       't-min': { type: 'float', min: 0, default: 1e-5, help: 'end time of sampling' },
       ...optimFlags({ steps: 400, batch: 32, lr: 2e-4, warmup: 20 }),
+      steps: { type: 'list', default: ['400'], help: 'training steps per stage: one count for every stage, or one per stage (e.g. 150,200,300,400)' },
       ...common,
     },
   },
@@ -194,15 +197,24 @@ async function cmdTrain(f: Record<string, unknown>): Promise<void> {
 }
 
 async function cmdDistill(f: Record<string, unknown>): Promise<void> {
-  const teacher = loadWeights(f.teacher as string);
-  const data = loadData(teacher.run.data);
   const schedule = (f.schedule as string[]).map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--schedule: '${s}' is not a positive integer`);
     return v;
   });
+  const stageSteps = (f.steps as string[]).map((s) => {
+    const v = Number(s);
+    if (!Number.isInteger(v) || v < 1) throw new UsageError(`--steps: '${s}' is not a positive integer`);
+    return v;
+  });
+  if (stageSteps.length !== 1 && stageSteps.length !== schedule.length - 1) {
+    throw new UsageError(`--steps: ${stageSteps.length} counts for ${schedule.length - 1} stages; give one count for every stage or one per stage`);
+  }
+  const stepsOfStage = (k: number) => stageSteps.length === 1 ? stageSteps[0] : stageSteps[k - 1];
+  const teacher = loadWeights(f.teacher as string);
+  const data = loadData(teacher.run.data);
   const gpu = await gpuFor(f);
-  const optim = optimOf(f);
+  const optim = { ...optimOf(f), steps: stepsOfStage(1) };
   const root = (f.out as string | undefined) ?? join('runs', 'distill');
   const guidance = { scale: f.guidance as number, nullClass: data.numClasses };
   const shape = [data.channels, data.height, data.width];
@@ -211,13 +223,13 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
     root, data, createModel: () => createModel(runCfg.model),
     config: { ...runCfg, guidance: guidance.scale, teacherSolver: f['teacher-solver'], source: f.source, tMin: f['t-min'], batch: f.batch, seed: f.seed, optim: { ...optim, steps: undefined } },
     kac: runCfg.kac, tMin: f['t-min'] as number, optim, batch: f.batch as number, seed: f.seed as number,
-    schedule, teacherWeights: teacher.weights, teacherSolver: f['teacher-solver'] as Solver, guidance,
+    schedule, stageSteps: stepsOfStage, teacherWeights: teacher.weights, teacherSolver: f['teacher-solver'] as Solver, guidance,
     source: f.source as 'data' | 'rollout', resume: f.resume as boolean, quiet: f.quiet as boolean,
     logEvery: f['log-every'] as number, checkpointEvery: f['checkpoint-every'] as number,
   });
-  for (const r of results) {
+  for (const [i, r] of results.entries()) {
     const student = modelFromWeights(loadWeights(r.weightsPath));
-    await gridWriter(r.dir, shape, data.numClasses, runCfg, r.steps, 'euler')(student, optim.steps);
+    await gridWriter(r.dir, shape, data.numClasses, runCfg, r.steps, 'euler')(student, stepsOfStage(i + 1));
     student.dispose();
     console.log(`${r.steps}-step student: ${r.weightsPath}`);
   }
@@ -236,31 +248,16 @@ export function labelsFor(spec: string[], count: number, numClasses: number): In
 
 async function cmdSample(f: Record<string, unknown>): Promise<void> {
   const w = loadWeights(f.checkpoint as string);
-  const own = studentSteps(w);
-  const steps = (f.steps as number | undefined) ?? own ?? 100;
-  const solver = (f.solver as Solver | undefined) ?? (own ? 'euler' : 'ab2');
+  const { steps, solver } = samplingDefaults(w, f.steps as number | undefined, f.solver as Solver | undefined);
   const unet = w.run.model.unet;
   const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
   const count = f.count as number;
   const labels = labelsFor(f.labels as string[], count, unet.numClasses);
   const gpu = await gpuFor(f);
   const model = modelFromWeights(w);
-  const per = shape.reduce((a, b) => a * b, 1);
-  const all = new Float32Array(count * per);
-  const batch = f['batch-size'] as number;
   const started = performance.now();
-  let nfe = 0;
-  await noGrad(async () => {
-    for (let i = 0; i < count; i += batch) {
-      const part = labels.subarray(i, Math.min(count, i + batch));
-      // each batch has its own prior draw, derived from the seed, so batching does not change a sample's seed stream
-      const res = await sample({ model, labels: part, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: f['t-min'] as number, seed: (f.seed as number) * 1_000_003 + i, guidance: { scale: f.guidance as number, nullClass: unet.numClasses } });
-      all.set((await res.samples.toArray()) as Float32Array, i * per);
-      for (let j = i * per; j < (i + part.length) * per; j++) all[j] = Math.min(1, Math.max(-1, all[j])); // images live in [-1, 1]
-      res.samples.dispose();
-      nfe = res.nfe;
-    }
-  });
+  // the same function as the browser page (web/main.ts): the same seed gives the same samples
+  const { samples: all, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: f['t-min'] as number, seed: f.seed as number, guidance: { scale: f.guidance as number, nullClass: unet.numClasses }, batchSize: f['batch-size'] as number });
   const secs = (performance.now() - started) / 1000;
   saveGrid(f.out as string, all, count, shape);
   if (f.dump) {

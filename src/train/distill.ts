@@ -103,6 +103,8 @@ export interface StagesOptions<M extends Module & VelocityModel> extends Omit<St
   root: string;
   /** e.g. [100, 20, 4, 2, 1]: the first entry is the teacher's step count */
   schedule: number[];
+  /** training steps of stage k (1-based); default: optim.steps for every stage */
+  stageSteps?: (stage: number) => number;
   teacherWeights: HostTensors;
   teacherSolver: Solver;
   guidance: Guidance;
@@ -131,9 +133,10 @@ export async function distillStages<M extends Module & VelocityModel>(opts: Stag
     const steps = schedule[k];
     const dir = join(opts.root, `stage${k}-${steps}step`);
     const weightsPath = join(dir, 'ema.safetensors');
-    const done = existsSync(weightsPath) && readCheckpoint(weightsPath).step >= opts.optim.steps;
+    const optim = { ...opts.optim, steps: opts.stageSteps?.(k) ?? opts.optim.steps };
+    const done = existsSync(weightsPath) && readCheckpoint(weightsPath).step >= optim.steps;
     if (!done) {
-      await trainStudent({ ...opts, outDir: dir, teacher, studentSteps: steps, init: weights, config: { ...opts.config, stage: k, schedule, teacherSteps: teacher.steps } });
+      await trainStudent({ ...opts, optim, outDir: dir, teacher, studentSteps: steps, init: weights, config: { ...opts.config, stage: k, schedule, teacherSteps: teacher.steps } });
     } else if (!opts.quiet) {
       console.error(`stage ${k} (${steps} steps) already finished: ${weightsPath}`);
     }
