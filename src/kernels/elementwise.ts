@@ -59,20 +59,28 @@ export function contiguousStrides(shape: number[]): number[] {
   return s;
 }
 
-/** WGSL statements computing `idx{k}` for every view from the linear output index `i`. */
-export function viewIndexing(shape: number[], views: StridedView[]): string {
+/** Which views read exactly the output's linear index (offset 0, the output's own strides). */
+export function directViews(shape: number[], views: StridedView[]): boolean[] {
+  const c = coalesce(shape, [contiguousStrides(shape), ...views.map((v) => v.strides)]);
+  return views.map((v, k) => v.offset === 0 && c.strides[k + 1].every((s, d) => s === c.strides[0][d]));
+}
+
+/** WGSL statements computing `idx{k}` for every view from the linear output index `i`
+ *  (only for the views in `which`, default all). */
+export function viewIndexing(shape: number[], views: StridedView[], which: boolean[] = views.map(() => true)): string {
   const outStrides = contiguousStrides(shape);
   const c = coalesce(shape, [outStrides, ...views.map((v) => v.strides)]);
   const dims = c.shape;
   const lines: string[] = [];
-  const direct = views.map((v, k) => v.offset === 0 && c.strides[k + 1].every((s, d) => s === c.strides[0][d]));
-  if (!direct.every(Boolean) && dims.length > 0) {
+  const direct = directViews(shape, views);
+  if (views.some((_, k) => which[k] && !direct[k]) && dims.length > 0) {
     lines.push('var rem = i;');
     for (let d = dims.length - 1; d >= 0; d--) {
       lines.push(d > 0 ? `let c${d} = rem % ${u32(dims[d])}; rem = rem / ${u32(dims[d])};` : `let c${d} = rem;`);
     }
   }
   views.forEach((v, k) => {
+    if (!which[k]) return;
     if (direct[k]) {
       lines.push(`let idx${k} = i;`);
       return;
@@ -86,25 +94,60 @@ export function viewIndexing(shape: number[], views: StridedView[]): string {
   return lines.join('\n  ');
 }
 
+/** Consecutive groups (vec4s, or single elements when the size is not a multiple of 4) per
+ *  invocation. On the software GPUs (lavapipe, llvmpipe) each invocation has a large fixed cost:
+ *  one f32 per invocation copies at a fifth of the bandwidth that four vec4s per invocation reach
+ *  (bench/roofline.ts measures both). */
+export const ELEMENTWISE_GROUPS_PER_THREAD = 4;
+
 /** out = expr over inputs x0..x{n-1} (f32 values, or i32 for i32 views), with `i` the output index;
- *  `lets` are statements run before it (a fused chain of elementwise ops). */
+ *  `lets` are statements run before it (a fused chain of elementwise ops).
+ *
+ *  Each invocation handles ELEMENTWISE_GROUPS_PER_THREAD consecutive groups of 4 elements when the
+ *  size is a multiple of 4: inputs read at the output's own index ("direct" views) are loaded as
+ *  vec4, strided/broadcast views element by element, the expression runs once per lane, and the
+ *  result is stored as a vec4. Otherwise each invocation handles that many single elements. */
 export function elementwiseKernel(name: string, outShape: number[], views: StridedView[], expr: string, outType: 'f32' | 'i32' = 'f32', lets: string[] = []): Kernel {
   const size = outShape.reduce((a, b) => a * b, 1);
   const wg = 256;
-  const launch = linearLaunch(size, wg);
-  const decls = views.map((v, k) => storage(k, `in${k}`, 'read', v.type ?? 'f32'));
-  decls.push(storage(views.length, 'out', 'read_write', outType));
-  const loads = views.map((_, k) => `let x${k} = in${k}[idx${k}];`).join('\n  ');
+  const per = ELEMENTWISE_GROUPS_PER_THREAD;
+  const vec = size % 4 === 0 && size > 0;
+  const direct = vec ? directViews(outShape, views) : views.map(() => false);
+  const groups = vec ? size / 4 : size;
+  const launch = linearLaunch(Math.ceil(groups / per), wg);
+  const vt = (t: 'f32' | 'i32') => (t === 'f32' ? 'vec4f' : 'vec4<i32>');
+  const decls = views.map((v, k) => storage(k, `in${k}`, 'read', direct[k] ? vt(v.type ?? 'f32') : (v.type ?? 'f32')));
+  decls.push(storage(views.length, 'out', 'read_write', vec ? vt(outType) : outType));
+  const body = (loads: string[]) => [viewIndexing(outShape, views, direct.map((d) => !d)), ...loads, ...lets].filter(Boolean).join('\n    ');
+  let main: string;
+  if (vec) {
+    const loads = views.map((_, k) => (direct[k] ? `let x${k} = v${k}[c];` : `let x${k} = in${k}[idx${k}];`));
+    main = `for (var k = 0u; k < ${u32(per)}; k++) {
+    let q = t * ${u32(per)} + k;
+    if (q >= ${u32(groups)}) { return; }
+    ${views.map((_, k) => (direct[k] ? `let v${k} = in${k}[q];\n    ` : '')).join('')}var r: ${vt(outType)};
+    for (var c = 0u; c < 4u; c++) {
+    let i = 4u * q + c;
+    ${body(loads)}
+    r[c] = ${expr};
+    }
+    out[q] = r;
+  }`;
+  } else {
+    const loads = views.map((_, k) => `let x${k} = in${k}[idx${k}];`);
+    main = `for (var k = 0u; k < ${u32(per)}; k++) {
+    let i = t * ${u32(per)} + k;
+    if (i >= ${u32(size)}) { return; }
+    ${body(loads)}
+    out[i] = ${expr};
+  }`;
+  }
   const code = `${decls.join('\n')}
 ${ELEMENTWISE_PRELUDE}
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = ${launch.linearIndex};
-  if (i >= ${u32(size)}) { return; }
-  ${viewIndexing(outShape, views)}
-  ${loads}
-  ${lets.join('\n  ')}
-  out[i] = ${expr};
+  let t = ${launch.linearIndex};
+  ${main}
 }`;
   return { name, code, workgroups: launch.workgroups };
 }
