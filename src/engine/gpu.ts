@@ -47,6 +47,19 @@ export class GpuError extends Error {
   override name = 'GpuError';
 }
 
+/** A buffer could not be allocated (WebGPU out-of-memory error); the message names the kernel. */
+export class GpuOutOfMemoryError extends GpuError {
+  override name = 'GpuOutOfMemoryError';
+}
+
+/** The device was lost (driver reset, `device.destroy()` by someone else, ...); nothing on it survives. */
+export class GpuDeviceLostError extends GpuError {
+  override name = 'GpuDeviceLostError';
+}
+
+const isOutOfMemory = (e: GPUError) =>
+  (typeof GPUOutOfMemoryError !== 'undefined' && e instanceof GPUOutOfMemoryError) || e?.constructor?.name === 'GPUOutOfMemoryError';
+
 /** Request an adapter and a device from a `GPU` object (Dawn's or `navigator.gpu`). Null: no adapter. */
 export async function requestGpuFrom(gpu: GPU, backend: Backend = 'default'): Promise<Gpu | null> {
   const featureLevel = backend === 'opengl' ? 'compatibility' : 'core';
@@ -116,7 +129,15 @@ export class Gpu {
   private stagingToDestroy: GPUBuffer[] = [];
   private pendingError: Error | null = null;
   private lost: string | null = null;
+  /** set by destroy(): the device's loss is then expected */
+  private destroyed = false;
   private currentKernel = '';
+  /** unresolved out-of-memory checks of new buffers (their error scopes resolve asynchronously) */
+  private readonly oomChecks = new Set<Promise<void>>();
+  /** new buffers not yet bound by a dispatch: the next kernel recorded is named in their OOM error */
+  private unboundAllocs: { kernel: string }[] = [];
+  /** buffers whose allocation failed (invalid): dropped instead of pooled when released */
+  private readonly failedBuffers = new WeakSet<GPUBuffer>();
   readonly memory: MemoryStats = { liveBytes: 0, pooledBytes: 0, peakBytes: 0, buffersCreated: 0 };
   /** Counters for the whole life of the device. */
   readonly counters = { dispatches: 0, submits: 0, readbacks: 0, pipelines: 0 };
@@ -139,22 +160,45 @@ export class Gpu {
     });
     device.addEventListener('uncapturederror', (ev) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
-      this.pendingError ??= new GpuError(`WebGPU error (last kernel recorded: ${this.currentKernel || 'none'}): ${e.message}`);
+      if (isOutOfMemory(e)) this.setOutOfMemory(0, this.currentKernel, e.message);
+      else this.pendingError ??= new GpuError(`WebGPU error (last kernel recorded: ${this.currentKernel || 'none'}): ${e.message}`);
     });
     void device.lost.then((info) => {
-      if (info.reason === 'destroyed') return;
-      this.lost = `GPU device lost (${info.reason}): ${info.message}. Restart the process; training runs resume from their last checkpoint.`;
+      if (this.destroyed) return; // our own destroy()
+      this.lost =
+        `GPU device lost (${info.reason}${info.message ? `: ${info.message}` : ''}; last kernel recorded: ${this.currentKernel || 'none'}). ` +
+        'Nothing on this device survives: start a new process (a training run continues from its last checkpoint with --resume).';
     });
+  }
+
+  /** Record an out-of-memory error; it replaces any other pending error (those follow from it: a
+   *  failed allocation leaves an invalid buffer, and every bind group and submit using it fails). */
+  private setOutOfMemory(bytes: number, kernel: string, detail: string, live = this.memory.liveBytes, pooled = this.memory.pooledBytes): void {
+    if (this.pendingError instanceof GpuOutOfMemoryError) return;
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    this.pendingError = new GpuOutOfMemoryError(
+      `GPU out of memory${bytes ? ` allocating ${mib(bytes)}` : ''} for kernel ${kernel || '(none recorded yet)'} ` +
+        `(${mib(live)} in live tensors and ${mib(pooled)} pooled at the time): ` +
+        `use a smaller batch (--batch) or a smaller model (--preset). [${detail.split('\n')[0]}]`,
+    );
+  }
+
+  /** Wait for the outstanding out-of-memory checks, so that an OOM is reported rather than the
+   *  validation errors it causes. */
+  private async settleErrors(): Promise<void> {
+    while (this.oomChecks.size > 0) await Promise.all([...this.oomChecks]);
   }
 
   get limits(): GPUSupportedLimits {
     return this.device.limits;
   }
 
-  /** Throws the first WebGPU error seen since the last check, naming the kernel. */
+  /** Throws the first WebGPU error seen since the last check, naming the kernel. While a new
+   *  buffer's out-of-memory check is outstanding, other errors wait for read()/sync() (they may be
+   *  consequences of that allocation failing). */
   checkErrors(): void {
-    if (this.lost) throw new GpuError(this.lost);
-    if (this.pendingError) {
+    if (this.lost) throw new GpuDeviceLostError(this.lost);
+    if (this.pendingError && (this.oomChecks.size === 0 || this.pendingError instanceof GpuOutOfMemoryError)) {
       const e = this.pendingError;
       this.pendingError = null;
       throw e;
@@ -183,14 +227,19 @@ export class Gpu {
         size,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
-      void this.device.popErrorScope().then((err) => {
-        if (err) {
-          this.pendingError ??= new GpuError(
-            `GPU out of memory allocating ${size} bytes (${(this.memory.liveBytes / 2 ** 20).toFixed(1)} MiB live): ` +
-              `try a smaller batch size or model preset`,
-          );
-        }
-      });
+      const site = { kernel: '' };
+      const { liveBytes, pooledBytes } = this.memory;
+      this.unboundAllocs.push(site);
+      const failed = buffer;
+      const check: Promise<void> = this.device.popErrorScope().then(
+        (err) => {
+          if (!err) return;
+          this.setOutOfMemory(size, site.kernel || this.currentKernel, err.message, liveBytes, pooledBytes);
+          this.dropFailed(failed);
+        },
+        () => {}, // no scope to pop on a lost device; the loss itself is reported
+      ).finally(() => this.oomChecks.delete(check));
+      this.oomChecks.add(check);
       this.memory.buffersCreated++;
     }
     this.memory.liveBytes += size;
@@ -198,10 +247,27 @@ export class Gpu {
     return buffer;
   }
 
+  /** Keep an invalid buffer (its allocation failed) out of the pool, so the device stays usable. */
+  private dropFailed(buffer: GPUBuffer): void {
+    const free = this.freeBuffers.get(buffer.size);
+    const k = free?.indexOf(buffer) ?? -1;
+    if (k >= 0) {
+      free!.splice(k, 1);
+      this.memory.pooledBytes -= buffer.size;
+      buffer.destroy();
+    } else {
+      this.failedBuffers.add(buffer);
+    }
+  }
+
   /** Return a buffer to the pool. Safe while recorded work still uses it: the queue runs in order. */
   release(buffer: GPUBuffer): void {
     const size = buffer.size;
     this.memory.liveBytes -= size;
+    if (this.failedBuffers.has(buffer)) {
+      buffer.destroy();
+      return;
+    }
     this.memory.pooledBytes += size;
     let free = this.freeBuffers.get(size);
     if (!free) this.freeBuffers.set(size, (free = []));
@@ -243,9 +309,11 @@ export class Gpu {
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
+      await this.settleErrors();
       this.checkErrors();
       throw e;
     }
+    await this.settleErrors();
     this.checkErrors();
     const out = staging.getMappedRange().slice(0, bytes);
     staging.destroy();
@@ -281,6 +349,10 @@ export class Gpu {
       throw new GpuError(`kernel ${kernel.name}: grid ${x}x${y}x${z} exceeds ${max} workgroups per dimension`);
     }
     this.currentKernel = kernel.name;
+    if (this.unboundAllocs.length > 0) {
+      for (const site of this.unboundAllocs) site.kernel = kernel.name;
+      this.unboundAllocs = [];
+    }
     const { pipeline, layout } = this.pipelineFor(kernel);
     const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
     if (uniforms) {
@@ -437,10 +509,12 @@ export class Gpu {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    await this.settleErrors();
     this.checkErrors();
   }
 
   destroy(): void {
+    this.destroyed = true;
     this.stopProfiling();
     this.flush();
     this.trimPool();

@@ -4,7 +4,7 @@
 // so a resumed run replays exactly the steps an uninterrupted run would have taken.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, EMA, type Gpu, type Module, Tensor, keep, scope, warmupLr } from '../engine/index';
+import { AdamW, EMA, type Gpu, GpuError, type Module, Tensor, keep, scope, warmupLr } from '../engine/index';
 import { type Checkpoint, type HostTensors, assertSameConfig, loadLatestCheckpoint, saveCheckpoint, writeFileAtomic, encodeCheckpoint } from './checkpoint';
 import { Progress } from './progress';
 
@@ -145,29 +145,37 @@ export async function trainLoop<M extends Module>(opts: LoopOptions<M>): Promise
   };
 
   const started = performance.now();
-  while (step < optim.steps) {
-    opt.lr = warmupLr(step, optim.lr, optim.warmupSteps);
-    const loss = await scope(async () => {
-      const l = await opts.loss(model, step);
-      l.backward();
-      opt.step();
-      opt.zeroGrad();
-      ema.update();
-      return l;
-    });
-    pending.push({ step, loss: keep(loss) });
-    step++;
-    if (step % logEvery === 0 || step === optim.steps) {
-      await checkLosses();
-      const gradNorm = opt.lastGradNorm ? await opt.lastGradNorm.item() : null;
-      appendFileSync(logPath, `${JSON.stringify({ step, loss: lastLoss, lr: opt.lr, gradNorm, itPerSec: progress.rate, elapsedSec: (performance.now() - started) / 1000 })}\n`);
-      progress.update(step, { loss: lastLoss });
+  try {
+    while (step < optim.steps) {
+      opt.lr = warmupLr(step, optim.lr, optim.warmupSteps);
+      const loss = await scope(async () => {
+        const l = await opts.loss(model, step);
+        l.backward();
+        opt.step();
+        opt.zeroGrad();
+        ema.update();
+        return l;
+      });
+      pending.push({ step, loss: keep(loss) });
+      step++;
+      if (step % logEvery === 0 || step === optim.steps) {
+        await checkLosses();
+        const gradNorm = opt.lastGradNorm ? await opt.lastGradNorm.item() : null;
+        appendFileSync(logPath, `${JSON.stringify({ step, loss: lastLoss, lr: opt.lr, gradNorm, itPerSec: progress.rate, elapsedSec: (performance.now() - started) / 1000 })}\n`);
+        progress.update(step, { loss: lastLoss });
+      }
+      if (step % checkpointEvery === 0 || step === optim.steps) await save();
     }
-    if (step % checkpointEvery === 0 || step === optim.steps) await save();
+    await checkLosses();
+    progress.done();
+    await gpu.sync();
+  } catch (e) {
+    // out of memory, device lost, ...: say where the run stands (GPU errors surface at the next readback)
+    if (e instanceof GpuError) {
+      e.message += ` [${opts.kind} training, detected at step ${step}; ${lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint was written yet'}]`;
+    }
+    throw e;
   }
-  await checkLosses();
-  progress.done();
-  await gpu.sync();
 
   ema.copyTo(emaModel);
   const weightsPath = join(outDir, 'ema.safetensors');
