@@ -1,0 +1,73 @@
+// A weights file (or full checkpoint) turned into a model, from bytes: the run configuration stored in
+// the checkpoint's metadata fixes the model, the Kac process and the student's step count. Pure (no
+// file access): the CLI reads the file (run.ts), a browser page fetches it, and both build the same model.
+import type { Module } from '../engine/index';
+import { type KacConfig, kacConfig } from '../models/kac';
+import type { Solver, VelocityModel } from '../models/sampler';
+import { UNet, type UNetConfig } from '../models/unet';
+import { type Checkpoint, decodeCheckpoint } from './checkpoint-format';
+
+export type DataSpec = { kind: 'mnist' } | { kind: 'idx'; images: string; labels: string } | { kind: 'png'; dir: string };
+
+/** The part of a run's config that fixes what its weights mean. */
+export interface ModelRunConfig {
+  model: { kind: 'unet'; preset: string; unet: UNetConfig };
+  kac: KacConfig;
+  data: DataSpec;
+}
+
+export function createModel(cfg: ModelRunConfig['model']): Module & VelocityModel {
+  if (cfg.kind !== 'unet') throw new Error(`unknown model kind '${(cfg as { kind: string }).kind}'`);
+  return new UNet(cfg.unet);
+}
+
+/** A weights file (or full checkpoint) with the run config it was made with. */
+export interface LoadedWeights {
+  path: string;
+  ckpt: Checkpoint;
+  run: ModelRunConfig & Record<string, unknown>;
+  /** model parameters: EMA weights when the file is a full checkpoint */
+  weights: Checkpoint['tensors'];
+}
+
+/** The weights of a decoded checkpoint (`path` names it in errors). */
+export function weightsFromCheckpoint(ckpt: Checkpoint, path: string): LoadedWeights {
+  const run = ckpt.config as ModelRunConfig & Record<string, unknown>;
+  if (!run || typeof run !== 'object' || !run.model || !run.kac) {
+    throw new Error(`${path}: the checkpoint has no model/kac configuration; it was not written by distillkac train or distill`);
+  }
+  const hasEma = Object.keys(ckpt.tensors).some((k) => k.startsWith('ema.'));
+  const weights = hasEma
+    ? Object.fromEntries(Object.entries(ckpt.tensors).filter(([k]) => k.startsWith('ema.')).map(([k, v]) => [k.slice(4), v]))
+    : ckpt.tensors;
+  return { path, ckpt, run: { ...run, kac: kacConfig(run.kac) }, weights };
+}
+
+/** The weights of a checkpoint's bytes (a fetched file in a browser). */
+export function weightsFromBytes(bytes: Uint8Array, path: string): LoadedWeights {
+  return weightsFromCheckpoint(decodeCheckpoint(bytes, path), path);
+}
+
+/** Build the model of a weights file and load its weights (frozen). */
+export function modelFromWeights(w: LoadedWeights): Module & VelocityModel {
+  const model = createModel(w.run.model);
+  try {
+    model.loadStateDict(w.weights);
+  } catch (e) {
+    throw new Error(`${w.path}: ${(e as Error).message}`);
+  }
+  return model.requiresGrad(false);
+}
+
+/** The number of sampling steps a student was distilled for (undefined for a teacher). */
+export function studentSteps(w: LoadedWeights): number | undefined {
+  const schedule = w.run.schedule as number[] | undefined;
+  const stage = w.run.stage as number | undefined;
+  return schedule && stage !== undefined ? schedule[stage] : undefined;
+}
+
+/** Steps and solver when none are given: a student's own steps with Euler; 100 AB-2 steps for a teacher. */
+export function samplingDefaults(w: LoadedWeights, steps?: number, solver?: Solver): { steps: number; solver: Solver } {
+  const own = studentSteps(w);
+  return { steps: steps ?? own ?? 100, solver: solver ?? (own ? 'euler' : 'ab2') };
+}
