@@ -1,6 +1,8 @@
 // The one Node-only file of the engine: it turns Dawn (the `webgpu` npm package) into a GPUDevice.
 // Everything else takes a GPUDevice and works the same in a browser (`navigator.gpu`).
+import { existsSync, readFileSync } from 'node:fs';
 import { create, globals } from 'webgpu';
+import { importGemmChoices } from './gemm';
 import { Gpu, type Backend, requestGpuFrom } from './gpu';
 import { setDefaultGpu } from './tensor';
 
@@ -38,10 +40,24 @@ export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
     if (backend === 'opengl') process.env.EGL_PLATFORM ??= 'surfaceless';
     const options = [...dawnOptions[backend], ...(name ? [`adapter=${name}`] : [])];
     const gpu = await requestGpuFrom(create(options), backend);
-    if (gpu) return gpu;
+    if (gpu) {
+      loadGemmCache();
+      return gpu;
+    }
     tried.push(backend);
   }
   throw new Error(`no WebGPU adapter found (tried: ${tried.join(', ')}${name ? `, adapter name '${name}'` : ''}). ${INSTALL_HINT}`);
+}
+
+/**
+ * GEMM/conv kernel choices tuned per adapter (`distillkac bench --tune-cache FILE` writes them):
+ * when env DISTILLKAC_GEMM_CACHE names an existing file, devices made here use them (shape classes
+ * it lacks keep the untuned default). Opt-in, so runs without it (tests included) stay the same
+ * everywhere; a resumed run sees the same choices as long as the file is unchanged.
+ */
+function loadGemmCache(): void {
+  const file = process.env.DISTILLKAC_GEMM_CACHE;
+  if (file && existsSync(file)) importGemmChoices(readFileSync(file, 'utf8'));
 }
 
 /** The backends that come up on this machine (used by tests to run every suite on every adapter). */

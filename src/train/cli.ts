@@ -118,6 +118,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
     flags: {
       quick: { type: 'bool', default: false, help: 'fewer cases and iterations' },
       json: { type: 'path', help: 'write the results as JSON' },
+      'tune-cache': { type: 'path', help: 'load tuned GEMM/conv kernel choices from and save them to this file (training uses it through env DISTILLKAC_GEMM_CACHE)' },
       ...common,
     },
   },
@@ -297,7 +298,7 @@ async function cmdReport(f: Record<string, unknown>): Promise<void> {
 
 async function cmdBench(f: Record<string, unknown>): Promise<void> {
   const { runBench } = await import('../../bench/run');
-  await runBench({ quick: f.quick as boolean, json: f.json as string | undefined, backend: f.backend as string | undefined });
+  await runBench({ quick: f.quick as boolean, json: f.json as string | undefined, backend: f.backend as string | undefined, tuneCache: f['tune-cache'] as string | undefined });
 }
 
 /** The README's first command: everything on built-in MNIST with settings sized for two CPU cores. */
