@@ -9,6 +9,18 @@ if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package
   npm ci --no-audit --no-fund
 fi
 
+# Debian's Chromium for the browser page's test (test/browser.test.ts drives /usr/bin/chromium with
+# playwright-core; no browser is ever downloaded). Its bundled SwiftShader gives WebGPU without a GPU.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's chromium (for test/browser.test.ts)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "setup: /usr/bin/chromium is missing: install Debian's chromium (as root: apt-get install chromium) for test/browser.test.ts" >&2
+  fi
+fi
+
 have_adapters() { node scripts/probe-adapters.mjs --require-all >/dev/null 2>&1; }
 
 if have_adapters; then
