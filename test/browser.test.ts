@@ -81,16 +81,20 @@ async function serve(dir: string): Promise<{ server: Server; url: string }> {
   return { server, url: `http://127.0.0.1:${port}/` };
 }
 
+const children = new Set<ReturnType<typeof spawn>>();
+
 /** `distillkac sample ... --dump FILE` in a child process (it runs while the browser works). */
 function cliSample(dump: string): Promise<{ samples: Float32Array; labels: Int32Array; log: string }> {
   const args = ['bin/distillkac.mjs', 'sample', '--checkpoint', CHECKPOINT, '--steps', '1', '--labels', String(LABEL), '--count', String(COUNT), '--seed', String(SEED), '--out', join(dump, '..', 'grid.png'), '--dump', dump, '--quiet'];
   return new Promise((ok, fail) => {
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    children.add(child);
     let log = '';
     child.stdout.on('data', (d) => (log += d));
     child.stderr.on('data', (d) => (log += d));
     child.on('error', fail);
     child.on('close', (code) => {
+      children.delete(child);
       if (code !== 0) return fail(new Error(`distillkac sample exited with ${code}:\n${log}`));
       const { tensors } = decodeSafetensors(readFileSync(dump), { name: dump });
       ok({ samples: tensors.samples.data as Float32Array, labels: tensors.labels.data as Int32Array, log });
@@ -115,6 +119,7 @@ describe('browser page (web/) in Chromium', () => {
   let browser: Browser | undefined;
   let gpu: Gpu | undefined;
   afterAll(async () => {
+    for (const child of children) child.kill(); // a test that failed early leaves no CLI run behind
     await browser?.close();
     server?.close();
     gpu?.destroy();
