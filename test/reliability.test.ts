@@ -29,7 +29,8 @@ const canLimitMemory = process.platform === 'linux' && existsSync('/usr/bin/prli
 
 /** Run the OOM child on the OpenGL backend; returns its RESULT line. */
 async function oomChild(mode: 'ops' | 'train', outDir = ''): Promise<Record<string, any>> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'test/helpers/oom-child.ts', mode, 'opengl', outDir], {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(__dirname, 'helpers', 'oom-child.ts'), mode, 'opengl', outDir], {
+    cwd: join(__dirname, '..'),
     timeout: 100_000,
     maxBuffer: 1 << 24,
   });
