@@ -1,7 +1,7 @@
 // Soak: train the tiny teacher for many steps and report GPU pool bytes and process RSS over time,
 // then a verdict line saying whether both stayed flat after warm-up, with the measured growth. The
 // same code (src/train/soak.ts) runs for 500 steps as a CI test (test/soak.test.ts).
-//   npx tsx bench/soak.ts [--steps 10000] [--every 500] [--batch 16] [--warmup 100] [--rss-bound-mib 24] [--backend default|opengl]
+//   npx tsx bench/soak.ts [--steps 10000] [--every 100] [--batch 16] [--warmup 100] [--rss-bound-mib 24] [--backend default|opengl]
 // Exit code 1 when either grew.
 import { initGpu } from '../src/engine/dawn';
 import { soak } from '../src/train/soak';
@@ -11,7 +11,7 @@ const arg = (name: string, d: string) => {
   return i >= 0 ? process.argv[i + 1] : d;
 };
 const steps = Number(arg('steps', '10000'));
-const every = Number(arg('every', '500'));
+const every = Number(arg('every', '100'));
 const gpu = await initGpu({ backend: arg('backend', 'default') as 'default' | 'opengl' });
 const mib = (b: number) => +(b / 2 ** 20).toFixed(2);
 console.log(`soak: tiny teacher, batch ${arg('batch', '16')}, ${steps} steps on ${gpu.adapter.backend} (${gpu.adapter.description})`);
