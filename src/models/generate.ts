@@ -1,6 +1,6 @@
 // Many samples in batches, as `distillkac sample` makes them: each batch draws its own prior from a
-// seed derived from the run's seed and the batch's first index, so the batch size does not change a
-// sample's random stream, and the results are clamped to the image range [-1, 1]. Pure (engine and
+// seed derived from the run's seed and the batch's first index (so a sample's random stream depends on
+// the seed and the batch size), and the results are clamped to the image range [-1, 1]. Pure (engine and
 // models only): the CLI and the browser page call this same function, so a seed gives the same digits.
 import { noGrad } from '../engine/index';
 import type { KacConfig } from './kac';

@@ -103,6 +103,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       guidance: { type: 'float', default: 1.2, help: 'guidance weight of the teacher rows' },
       classifier: { type: 'path', default: 'checkpoints/classifier/lenet.safetensors', help: 'LeNet classifier weights' },
       seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draws' },
+      'batch-size': { type: 'int', min: 1, default: 250, help: 'samples per GPU batch (teacher rows run twice that with guidance)' },
       out: { type: 'path', default: 'runs/eval', help: 'output folder (metrics.json, table.md, grids/)' },
       ...common,
     },
@@ -284,7 +285,7 @@ async function cmdEval(f: Record<string, unknown>): Promise<void> {
   const gpu = await gpuFor(f);
   const rows = await evaluate({
     teacher, students, classifierPath: f.classifier as string, count: f.count as number, teacherNfe: nfe, teacherSolvers: solvers,
-    guidance: f.guidance as number, seed: f.seed as number, outDir: f.out as string,
+    guidance: f.guidance as number, seed: f.seed as number, outDir: f.out as string, batch: f['batch-size'] as number,
     onRow: (r) => f.quiet || console.error(`${r.model} ${r.solver} NFE ${r.nfe}: FD-LeNet ${r.fdLenet.toFixed(2)}, class consistency ${(100 * r.classConsistency).toFixed(1)}%, ${r.imagesPerSec.toFixed(1)} images/s`),
   });
   console.log(metricsTable(rows));

@@ -2,8 +2,8 @@
 // at its own step count; for each row FD-LeNet, class consistency and images/s, plus a sample grid.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { noGrad } from '../engine/index';
-import { NFE_PER_STEP, type Solver, sample } from '../models/sampler';
+import { generateSamples } from '../models/generate';
+import { NFE_PER_STEP, type Solver } from '../models/sampler';
 import { loadClassifier } from './classifier';
 import { FD_LENET_COUNT, classConsistency, fdLenet, fdReferenceSet, featureStats } from './metrics';
 import { type LoadedWeights, modelFromWeights, saveGrid, studentSteps } from './run';
@@ -42,25 +42,12 @@ export interface EvalOptions {
 async function measure(opts: EvalOptions, w: LoadedWeights, solver: Solver, steps: number, guidance: number, name: string, refStats: Awaited<ReturnType<typeof featureStats>>, classifier: ReturnType<typeof loadClassifier>['model']) {
   const unet = w.run.model.unet;
   const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
-  const per = shape[0] * shape[1] * shape[2];
   const labels = Int32Array.from({ length: opts.count }, (_, i) => i % unet.numClasses);
-  const images = new Float32Array(opts.count * per);
   const model = modelFromWeights(w);
-  const batch = opts.batch ?? 250;
-  let nfe = 0;
   const started = performance.now();
-  await noGrad(async () => {
-    for (let i = 0; i < opts.count; i += batch) {
-      const part = labels.subarray(i, Math.min(opts.count, i + batch));
-      const res = await sample({ model, labels: part, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin, seed: opts.seed * 1_000_003 + i, guidance: { scale: guidance, nullClass: unet.numClasses } });
-      images.set((await res.samples.toArray()) as Float32Array, i * per);
-      res.samples.dispose();
-      nfe = res.nfe;
-    }
-  });
+  const { samples: images, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin, seed: opts.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: opts.batch });
   const secs = (performance.now() - started) / 1000;
   model.dispose();
-  for (let j = 0; j < images.length; j++) images[j] = Math.min(1, Math.max(-1, images[j]));
   const grid = join(opts.outDir, 'grids', `${name}.png`);
   saveGrid(grid, images, Math.min(100, opts.count), shape);
   return {
