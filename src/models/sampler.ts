@@ -20,6 +20,11 @@ export const SOLVERS: readonly Solver[] = ['euler', 'ab2', 'midpoint', 'heun'];
 /** Function evaluations per step (a guided evaluation counts once: both branches share a batch). */
 export const NFE_PER_STEP: Record<Solver, number> = { euler: 1, ab2: 1, midpoint: 2, heun: 2 };
 
+/** The guidance weight used when none is given (teacher sampling, distillation, evaluation). Measured
+ *  on the small MNIST teacher, AB-2 with 20 steps, 100 digits: w = 1.2 gave FD-LeNet 15.1 and 95%
+ *  class consistency, w = 2 gave 26.3 and 98%; 1.5 trades a little of one for the other. */
+export const DEFAULT_GUIDANCE = 1.5;
+
 export interface Guidance {
   /** guidance weight w (1 = none) */
   scale: number;

@@ -4,7 +4,7 @@ import { type Gpu, manualSeed, noGrad } from '../engine/index';
 import { initGpu } from '../engine/dawn';
 import { encodeSafetensors } from '../engine/safetensors';
 import { KAC_CLOCKS, KAC_SIGNALS, kacConfig } from '../models/kac';
-import { SOLVERS, type Solver, sample } from '../models/sampler';
+import { DEFAULT_GUIDANCE, SOLVERS, type Solver, sample } from '../models/sampler';
 import { generateSamples } from '../models/generate';
 import { writeFileAtomic } from './checkpoint';
 import { distillStages } from './distill';
@@ -67,7 +67,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       teacher: { type: 'path', required: true, help: 'teacher weights (ema.safetensors from train, or a checkpoint)' },
       schedule: { type: 'list', default: ['100', '20', '4', '2', '1'], help: 'teacher steps, then each stage\'s student steps' },
       'teacher-solver': { type: 'string', choices: SOLVERS, default: 'ab2', help: 'solver of the original teacher' },
-      guidance: { type: 'float', default: 1.2, help: 'guidance weight w baked into the students (1 = none)' },
+      guidance: { type: 'float', default: DEFAULT_GUIDANCE, help: 'guidance weight w baked into the students (1 = none)' },
       source: { type: 'string', choices: ['data', 'rollout'], default: 'data', help: 'x_t from forward-noised data or teacher rollouts' },
       't-min': { type: 'float', min: 0, default: 1e-5, help: 'end time of sampling' },
       ...optimFlags({ steps: 400, batch: 32, lr: 2e-4, warmup: 20 }),
@@ -81,7 +81,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       checkpoint: { type: 'path', required: true, help: 'weights file (ema.safetensors or a checkpoint)' },
       steps: { type: 'int', min: 1, help: 'sampling steps (default: a student\'s own steps; 100 for a teacher)' },
       solver: { type: 'string', choices: SOLVERS, help: 'ODE solver (default: euler for students, ab2 for teachers)' },
-      guidance: { type: 'float', default: 1, help: 'guidance weight w: u_null + w (u_cond - u_null); 1 = none (students have it baked in)' },
+      guidance: { type: 'float', help: `guidance weight w: u_null + w (u_cond - u_null); 1 = none (default: ${DEFAULT_GUIDANCE} for a teacher, 1 for a student, which has its teacher's baked in)` },
       labels: { type: 'list', default: ['all'], help: 'classes to draw, cycled over --count: 0,1,... or all' },
       count: { type: 'int', min: 1, default: 100, help: 'number of samples' },
       seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draw' },
@@ -100,7 +100,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       count: { type: 'int', min: 10, default: 2000, help: 'generated digits per row (2000 for comparable FD-LeNet)' },
       'teacher-nfe': { type: 'list', default: ['1', '2', '4', '20', '100'], help: 'NFE of the teacher rows' },
       'teacher-solvers': { type: 'list', default: ['euler', 'ab2'], help: 'solvers of the teacher rows' },
-      guidance: { type: 'float', default: 1.2, help: 'guidance weight of the teacher rows' },
+      guidance: { type: 'float', default: DEFAULT_GUIDANCE, help: 'guidance weight of the teacher rows' },
       classifier: { type: 'path', default: 'checkpoints/classifier/lenet.safetensors', help: 'LeNet classifier weights' },
       seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draws' },
       'batch-size': { type: 'int', min: 1, default: 250, help: 'samples per GPU batch (teacher rows run twice that with guidance)' },
@@ -250,7 +250,7 @@ export function labelsFor(spec: string[], count: number, numClasses: number): In
 
 async function cmdSample(f: Record<string, unknown>): Promise<void> {
   const w = loadWeights(f.checkpoint as string);
-  const { steps, solver } = samplingDefaults(w, f.steps as number | undefined, f.solver as Solver | undefined);
+  const { steps, solver, guidance } = samplingDefaults(w, f.steps as number | undefined, f.solver as Solver | undefined, f.guidance as number | undefined);
   const unet = w.run.model.unet;
   const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
   const count = f.count as number;
@@ -259,13 +259,13 @@ async function cmdSample(f: Record<string, unknown>): Promise<void> {
   const model = modelFromWeights(w);
   const started = performance.now();
   // the same function as the browser page (web/main.ts): the same seed gives the same samples
-  const { samples: all, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: f['t-min'] as number, seed: f.seed as number, guidance: { scale: f.guidance as number, nullClass: unet.numClasses }, batchSize: f['batch-size'] as number });
+  const { samples: all, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: f['t-min'] as number, seed: f.seed as number, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: f['batch-size'] as number });
   const secs = (performance.now() - started) / 1000;
   saveGrid(f.out as string, all, count, shape);
   if (f.dump) {
-    writeFileAtomic(f.dump as string, encodeSafetensors({ samples: { dtype: 'F32', shape: [count, ...shape], data: all }, labels: { dtype: 'I32', shape: [count], data: labels } }, { checkpoint: String(f.checkpoint), steps: String(steps), solver, guidance: String(f.guidance), seed: String(f.seed) }));
+    writeFileAtomic(f.dump as string, encodeSafetensors({ samples: { dtype: 'F32', shape: [count, ...shape], data: all }, labels: { dtype: 'I32', shape: [count], data: labels } }, { checkpoint: String(f.checkpoint), steps: String(steps), solver, guidance: String(guidance), seed: String(f.seed) }));
   }
-  console.log(`${count} samples, ${steps} steps (${solver}, NFE ${nfe}), guidance ${f.guidance}: ${f.out}${f.dump ? ` and ${f.dump}` : ''} (${(count / secs).toFixed(1)} images/s)`);
+  console.log(`${count} samples, ${steps} steps (${solver}, NFE ${nfe}), guidance ${guidance}: ${f.out}${f.dump ? ` and ${f.dump}` : ''} (${(count / secs).toFixed(1)} images/s)`);
   model.dispose();
   gpu.destroy();
 }

@@ -3,7 +3,7 @@
 // file access): the CLI reads the file (run.ts), a browser page fetches it, and both build the same model.
 import type { Module } from '../engine/index';
 import { type KacConfig, kacConfig } from '../models/kac';
-import type { Solver, VelocityModel } from '../models/sampler';
+import { DEFAULT_GUIDANCE, type Solver, type VelocityModel } from '../models/sampler';
 import { UNet, type UNetConfig } from '../models/unet';
 import { type Checkpoint, decodeCheckpoint } from './checkpoint-format';
 
@@ -67,7 +67,8 @@ export function studentSteps(w: LoadedWeights): number | undefined {
 }
 
 /** Steps and solver when none are given: a student's own steps with Euler; 100 AB-2 steps for a teacher. */
-export function samplingDefaults(w: LoadedWeights, steps?: number, solver?: Solver): { steps: number; solver: Solver } {
+export function samplingDefaults(w: LoadedWeights, steps?: number, solver?: Solver, guidance?: number): { steps: number; solver: Solver; guidance: number } {
   const own = studentSteps(w);
-  return { steps: steps ?? own ?? 100, solver: solver ?? (own ? 'euler' : 'ab2') };
+  // students have their teacher's guidance baked in
+  return { steps: steps ?? own ?? 100, solver: solver ?? (own ? 'euler' : 'ab2'), guidance: guidance ?? (own ? 1 : DEFAULT_GUIDANCE) };
 }
