@@ -194,7 +194,7 @@ async function cmdTrain(f: Record<string, unknown>): Promise<void> {
     logEvery: f['log-every'] as number, checkpointEvery: f['checkpoint-every'] as number,
     onCheckpoint: f.grids ? gridWriter(outDir, shape, data.numClasses, run, 20, 'ab2') : undefined,
   });
-  console.log(`teacher trained: ${res.step} steps, last loss ${res.lastLoss.toPrecision(4)}; weights ${res.weightsPath}; sample grids in ${samplesDir(outDir)}`);
+  console.log(`teacher trained: ${res.step} steps, ${Number.isNaN(res.lastLoss) ? 'no step left to run (resumed at the last step)' : `last loss ${res.lastLoss.toPrecision(4)}`}; weights ${res.weightsPath}; sample grids in ${samplesDir(outDir)}`);
   gpu.destroy();
 }
 
