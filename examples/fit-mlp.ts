@@ -2,7 +2,7 @@
 import { initGpu } from '../src/engine/dawn';
 import { AdamW, Linear, Sequential, manualSeed, scope, tensor } from '../src/engine/index';
 
-const gpu = await initGpu(); // a real GPU, else Mesa's lavapipe or llvmpipe
+const gpu = await initGpu(); // a real GPU, else Mesa's llvmpipe (OpenGL) or lavapipe
 manualSeed(0);
 const model = new Sequential(new Linear(1, 32), (x) => x.tanh(), new Linear(32, 1));
 const opt = new AdamW(model.parameters(), { lr: 1e-2 });
