@@ -317,7 +317,9 @@ async function cmdDemo(f: Record<string, unknown>): Promise<void> {
   const schedule = f.schedule as string[];
   await step('2/4 distill', ['distill', '--teacher', join(teacherDir, 'ema.safetensors'), '--schedule', schedule.join(','), '--steps', String(f['distill-steps']), '--out', join(root, 'distill'), ...(f.resume ? ['--resume'] : []), ...common]);
   const students = schedule.slice(1).map((s, k) => join(root, 'distill', `stage${k + 1}-${s}step`, 'ema.safetensors'));
-  await step('3/4 evaluate', ['eval', '--teacher', join(teacherDir, 'ema.safetensors'), '--students', students.join(','), '--count', String(f.count), '--teacher-nfe', [...new Set([1, ...schedule.map(Number)])].sort((a, b) => a - b).join(','), '--out', join(root, 'eval'), ...common]);
+  // batches of the training batch size reuse the kernels compiled for training (each new batch shape
+  // compiles every kernel again: minutes on a software GPU)
+  await step('3/4 evaluate', ['eval', '--teacher', join(teacherDir, 'ema.safetensors'), '--students', students.join(','), '--count', String(f.count), '--batch-size', '32', '--teacher-nfe', [...new Set([1, ...schedule.map(Number)])].sort((a, b) => a - b).join(','), '--out', join(root, 'eval'), ...common]);
   await step('4/4 report', ['report', '--run', root]);
   console.log(`\ndemo finished in ${((performance.now() - started) / 60000).toFixed(1)} min. Open ${join(root, 'report.html')}`);
 }
