@@ -7,40 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dawnGpu } from '../src/engine/dawn';
-import { Conv2d, Embedding, type Gpu, Module, Tensor, concat, manualSeed, noGrad, setDefaultGpu, tensor } from '../src/engine/index';
+import { type Gpu, manualSeed, noGrad, setDefaultGpu, tensor } from '../src/engine/index';
 import { defaultKacConfig } from '../src/models/kac';
 import { endpointLoss, teacherEndpoint } from '../src/models/distill';
-import type { Dataset } from '../src/train/data';
 import { listCheckpoints, loadLatestCheckpoint, readCheckpoint } from '../src/train/checkpoint';
 import { teacherBatch, teacherLoss, trainTeacher } from '../src/train/teacher';
 import { distillStages, trainStudent } from '../src/train/distill';
-import type { OptimConfig } from '../src/train/loop';
-
-/** Two classes of 4x4 images: a bright left or right half, plus a little deterministic jitter. */
-function toyData(n = 64): Dataset {
-  const images = new Float32Array(n * 16);
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    labels[i] = i % 2;
-    for (let p = 0; p < 16; p++) images[i * 16 + p] = ((p % 4 < 2) === (labels[i] === 0) ? 0.8 : -0.8) + 0.1 * Math.sin(i * 7 + p);
-  }
-  return { images, labels, n, channels: 1, height: 4, width: 4, numClasses: 2, name: 'toy' };
-}
-
-/** A small conv net with t and the class as extra input channels. */
-class ToyVelocity extends Module {
-  c1 = new Conv2d(3, 16, 3, { padding: 1 });
-  c2 = new Conv2d(16, 1, 3, { padding: 1 });
-  cls = new Embedding(3, 1);
-  forward(x: Tensor, t: Tensor, y: Tensor): Tensor {
-    const b = x.shape[0];
-    const tc = t.reshape([b, 1, 1, 1]).expand([b, 1, 4, 4]);
-    const yc = this.cls.forward(y).reshape([b, 1, 1, 1]).expand([b, 1, 4, 4]);
-    return this.c2.forward(this.c1.forward(concat([x, tc, yc], 1)).silu());
-  }
-}
-
-const optim = (steps: number, lr = 3e-3): OptimConfig => ({ steps, lr, warmupSteps: 5, weightDecay: 0, maxGradNorm: 1, emaDecay: 0.99, emaWarmup: 5 });
+import { ToyVelocity, toyData, toyOptim as optim } from './helpers/toy';
 
 describe('training loop and distillation', () => {
   let gpu: Gpu;

@@ -1,4 +1,4 @@
-// The small synthetic image task of the training tests (the same data and model as test/train.test.ts):
+// The small synthetic image task of the training tests (shared by test/train.test.ts and test/reliability.test.ts):
 // two classes of 4x4 images and a two-layer conv velocity net, so a training run takes seconds.
 import { Conv2d, Embedding, Module, type Tensor, concat } from '../../src/engine/index';
 import type { Dataset } from '../../src/train/data';
