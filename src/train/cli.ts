@@ -105,6 +105,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draws' },
       'batch-size': { type: 'int', min: 1, default: 250, help: 'samples per GPU batch (teacher rows run twice that with guidance)' },
       out: { type: 'path', default: 'runs/eval', help: 'output folder (metrics.json, table.md, grids/)' },
+      resume: { type: 'bool', default: false, help: 'keep the rows already in --out that were measured with the same weights and settings' },
       ...common,
     },
   },
@@ -285,8 +286,8 @@ async function cmdEval(f: Record<string, unknown>): Promise<void> {
   const gpu = await gpuFor(f);
   const rows = await evaluate({
     teacher, students, classifierPath: f.classifier as string, count: f.count as number, teacherNfe: nfe, teacherSolvers: solvers,
-    guidance: f.guidance as number, seed: f.seed as number, outDir: f.out as string, batch: f['batch-size'] as number,
-    onRow: (r) => f.quiet || console.error(`${r.model} ${r.solver} NFE ${r.nfe}: FD-LeNet ${r.fdLenet.toFixed(2)}, class consistency ${(100 * r.classConsistency).toFixed(1)}%, ${r.imagesPerSec.toFixed(1)} images/s`),
+    guidance: f.guidance as number, seed: f.seed as number, outDir: f.out as string, batch: f['batch-size'] as number, resume: f.resume as boolean,
+    onRow: (r, reused) => f.quiet || console.error(`${r.model} ${r.solver} NFE ${r.nfe}: FD-LeNet ${r.fdLenet.toFixed(2)}, class consistency ${(100 * r.classConsistency).toFixed(1)}%, ${r.imagesPerSec.toFixed(1)} images/s${reused ? ' (kept from the earlier run)' : ''}`),
   });
   console.log(metricsTable(rows));
   console.log(`written: ${join(f.out as string, 'metrics.json')}, ${join(f.out as string, 'table.md')}`);

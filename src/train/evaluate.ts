@@ -1,7 +1,9 @@
 // The evaluation table: the teacher with Euler and AB-2 at several NFE, and each distilled student
 // at its own step count; for each row FD-LeNet, class consistency and images/s, plus a sample grid.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from './checkpoint';
 import { generateSamples } from '../models/generate';
 import { NFE_PER_STEP, type Solver } from '../models/sampler';
 import { loadClassifier } from './classifier';
@@ -19,6 +21,8 @@ export interface EvalRow {
   classConsistency: number;
   imagesPerSec: number;
   grid: string;
+  /** sha256 of the weights file the row was measured on (how --resume recognises a finished row) */
+  weightsSha256: string;
 }
 
 export interface EvalOptions {
@@ -35,7 +39,29 @@ export interface EvalOptions {
   outDir: string;
   batch?: number;
   tMin?: number;
-  onRow?: (row: EvalRow) => void;
+  /** keep the rows of an earlier run in outDir made with the same weights and settings */
+  resume?: boolean;
+  onRow?: (row: EvalRow, reused: boolean) => void;
+}
+
+const BATCH_DEFAULT = 250;
+
+/** The settings that make two runs' rows comparable; a resumed run must match them all. */
+function runSettings(opts: EvalOptions) {
+  return { count: opts.count, seed: opts.seed, batch: opts.batch ?? BATCH_DEFAULT, tMin: opts.tMin ?? null, classifierSha256: sha256(opts.classifierPath), reference: 'fdReferenceSet (2,000 real digits)' };
+}
+
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+const rowKey = (r: Pick<EvalRow, 'model' | 'solver' | 'steps' | 'guidance' | 'weightsSha256'>) => `${r.model}|${r.solver}|${r.steps}|${r.guidance}|${r.weightsSha256}`;
+
+/** Rows of an earlier run in outDir with the same settings (none if there is no such run). */
+function finishedRows(path: string, settings: ReturnType<typeof runSettings>): Map<string, EvalRow> {
+  if (!existsSync(path)) return new Map();
+  const old = JSON.parse(readFileSync(path, 'utf8')) as { settings?: unknown; rows?: EvalRow[] };
+  if (JSON.stringify(old.settings) !== JSON.stringify(settings)) {
+    throw new Error(`${path} was written with other settings (${JSON.stringify(old.settings)}); evaluate into another --out, or drop --resume to overwrite it`);
+  }
+  return new Map((old.rows ?? []).map((r) => [rowKey(r), r]));
 }
 
 /** Generate `count` digits (labels cycling 0..9) and measure them. */
@@ -45,7 +71,7 @@ async function measure(opts: EvalOptions, w: LoadedWeights, solver: Solver, step
   const labels = Int32Array.from({ length: opts.count }, (_, i) => i % unet.numClasses);
   const model = modelFromWeights(w);
   const started = performance.now();
-  const { samples: images, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin, seed: opts.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: opts.batch });
+  const { samples: images, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin, seed: opts.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: opts.batch ?? BATCH_DEFAULT });
   const secs = (performance.now() - started) / 1000;
   model.dispose();
   const grid = join(opts.outDir, 'grids', `${name}.png`);
@@ -60,32 +86,42 @@ async function measure(opts: EvalOptions, w: LoadedWeights, solver: Solver, step
   };
 }
 
+/**
+ * Measure every row and write metrics.json and table.md in outDir after each one, so an interrupted
+ * run continues with `resume` (the 100-NFE rows of a 2,000-digit table take the better part of an
+ * hour on a software GPU).
+ */
 export async function evaluate(opts: EvalOptions): Promise<EvalRow[]> {
   mkdirSync(join(opts.outDir, 'grids'), { recursive: true });
+  const metricsPath = join(opts.outDir, 'metrics.json');
+  const settings = runSettings(opts);
+  const finished = opts.resume ? finishedRows(metricsPath, settings) : new Map<string, EvalRow>();
   const { model: classifier } = loadClassifier(opts.classifierPath);
   const refStats = await featureStats(classifier, fdReferenceSet().images);
   const rows: EvalRow[] = [];
-  const add = (row: EvalRow) => {
-    rows.push(row);
-    opts.onRow?.(row);
+  const row = async (w: LoadedWeights, model: EvalRow['model'], solver: Solver, steps: number, guidance: number, sampleGuidance: number, name: string) => {
+    const key = { model, solver, steps, guidance, weightsSha256: sha256(w.path) };
+    const done = finished.get(rowKey(key));
+    const r = done ?? { ...key, guidance, ...(await measure(opts, w, solver, steps, sampleGuidance, name, refStats, classifier)) };
+    rows.push(r);
+    writeFileAtomic(metricsPath, Buffer.from(`${JSON.stringify({ settings, rows }, null, 2)}\n`));
+    writeFileAtomic(join(opts.outDir, 'table.md'), Buffer.from(metricsTable(rows)));
+    opts.onRow?.(r, done !== undefined);
   };
   for (const solver of opts.teacherSolvers) {
     for (const nfe of opts.teacherNfe) {
       const steps = nfe / NFE_PER_STEP[solver];
       if (!Number.isInteger(steps) || steps < 1) continue;
-      const m = await measure(opts, opts.teacher, solver, steps, opts.guidance, `teacher-${solver}-${nfe}nfe`, refStats, classifier);
-      add({ model: 'teacher', solver, steps, guidance: opts.guidance, ...m });
+      await row(opts.teacher, 'teacher', solver, steps, opts.guidance, opts.guidance, `teacher-${solver}-${nfe}nfe`);
     }
   }
   for (const s of opts.students) {
     const steps = studentSteps(s);
     if (!steps) throw new Error(`${s.path}: not a distilled student (no stage in its config)`);
-    const m = await measure(opts, s, 'euler', steps, 1, `student-${steps}step`, refStats, classifier);
-    add({ model: 'student', solver: 'euler', steps, guidance: Number(s.run.guidance ?? 1), ...m });
+    // students sample unguided: their guidance is baked in
+    await row(s, 'student', 'euler', steps, Number(s.run.guidance ?? 1), 1, `student-${steps}step`);
   }
   classifier.dispose();
-  writeFileSync(join(opts.outDir, 'metrics.json'), `${JSON.stringify({ count: opts.count, seed: opts.seed, reference: 'fdReferenceSet (2,000 real digits)', rows }, null, 2)}\n`);
-  writeFileSync(join(opts.outDir, 'table.md'), metricsTable(rows));
   return rows;
 }
 
