@@ -11,6 +11,7 @@ import {
   concat,
   full,
   ones,
+  rand,
   scope,
   tensor,
   unary,
@@ -617,6 +618,42 @@ forEachBackend('ops', (getGpu) => {
       const fi = full([3], -7, { dtype: 'i32' });
       expect(Array.from(await fi.toArray())).toEqual([-7, -7, -7]);
       expect(() => tensor([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\]/);
+    });
+  });
+
+  // compiling a pipeline costs ~0.5 s on a software GPU: kernels whose only shape dependence is their
+  // size read it at run time, so a new size reuses the compiled pipeline
+  it('one pipeline serves every size of a same-shape elementwise op, a flat concat and rand', async () => {
+    const gpu = getGpu();
+    await scope(async () => {
+      const sizes = [8, 1000, 70_004];
+      const sumOf = (n: number) => {
+        const a = Float32Array.from({ length: n }, (_, i) => i * 0.5);
+        const b = Float32Array.from({ length: n }, (_, i) => 1 - i);
+        return { y: tensor(a, [n]).add(tensor(b, [n])), want: a.map((v, i) => Math.fround(v + b[i])) };
+      };
+      const first = sumOf(4);
+      expect(Array.from(await first.y.toArray())).toEqual(Array.from(first.want));
+      const before = gpu.counters.pipelines;
+      for (const n of sizes) {
+        const { y, want } = sumOf(n);
+        expect(Array.from(await y.toArray())).toEqual(Array.from(want));
+      }
+      expect(gpu.counters.pipelines).toBe(before);
+
+      const flat = (n: number, v: number) => tensor(new Array(n).fill(v), [n]);
+      expect(Array.from(await concat([flat(1, 1), flat(3, 2)]).toArray())).toEqual([1, 2, 2, 2]);
+      const beforeConcat = gpu.counters.pipelines;
+      const c = await concat([flat(2, 3), flat(5, 4), flat(1, 5)]).toArray();
+      expect(Array.from(c)).toEqual([3, 3, 4, 4, 4, 4, 4, 5]);
+      expect(gpu.counters.pipelines).toBe(beforeConcat);
+
+      await rand([16], { lo: -1, hi: 1 }).toArray();
+      const beforeRand = gpu.counters.pipelines;
+      const r = await rand([5000], { lo: 2, hi: 3 }).toArray();
+      expect(Math.min(...r)).toBeGreaterThanOrEqual(2);
+      expect(Math.max(...r)).toBeLessThan(3);
+      expect(gpu.counters.pipelines).toBe(beforeRand);
     });
   });
 

@@ -338,9 +338,9 @@ export class Gpu {
     return cached;
   }
 
-  /** Record one kernel launch. `buffers` bind to @binding(0..n-1) in order; `uniforms`, when the
-   *  kernel has a uniform block, binds to @binding(n). */
-  dispatch(kernel: Kernel, buffers: GPUBuffer[], uniforms?: ArrayBufferView): void {
+  /** Record one kernel launch. `buffers` bind to @binding(0..n-1) in order; the uniform block
+   *  (`uniforms`, else the kernel's own `params`), when there is one, binds to @binding(n). */
+  dispatch(kernel: Kernel, buffers: GPUBuffer[], uniforms: ArrayBufferView | undefined = kernel.params): void {
     this.checkErrors();
     const [x, y, z] = kernel.workgroups;
     if (x === 0 || y === 0 || z === 0) return;

@@ -62,7 +62,7 @@ export class AdamW {
   step(): void {
     this.stepCount++;
     const [b1, b2] = this.betas;
-    const uniforms = new Float32Array([this.lr, b1, b2, this.eps, this.weightDecay, 1 - b1 ** this.stepCount, 1 - b2 ** this.stepCount, 0]);
+    const scalars = { lr: this.lr, beta1: b1, beta2: b2, eps: this.eps, weightDecay: this.weightDecay, bc1: 1 - b1 ** this.stepCount, bc2: 1 - b2 ** this.stepCount };
     scope(() => {
       const withGrad = this.params.filter((p) => p.grad);
       if (withGrad.length === 0) return;
@@ -78,7 +78,7 @@ export class AdamW {
       }
       for (const p of withGrad) {
         const { m, v } = this.slots(p);
-        gpu.dispatch(adamwKernel(p.size), [p.writableBuffer, p.grad!.buffer, m.writableBuffer, v.writableBuffer, scale.buffer], uniforms);
+        gpu.dispatch(adamwKernel(p.size, scalars), [p.writableBuffer, p.grad!.buffer, m.writableBuffer, v.writableBuffer, scale.buffer]);
       }
     });
   }
@@ -149,8 +149,8 @@ export class EMA {
   }
 
   update(): void {
-    const uniforms = new Float32Array([this.currentDecay(), 0, 0, 0]);
-    this.module.parameters().forEach((p, k) => p.gpu.dispatch(emaKernel(p.size), [this.shadow[k].writableBuffer, p.buffer], uniforms));
+    const decay = this.currentDecay();
+    this.module.parameters().forEach((p, k) => p.gpu.dispatch(emaKernel(p.size, decay), [this.shadow[k].writableBuffer, p.buffer]));
     this.updates++;
   }
 

@@ -1,7 +1,9 @@
 // Elementwise kernels: out[i] = EXPR(x0, x1, ...), each input read through a strided view of the
 // output's coordinates (stride 0 = broadcast). Views make permute/expand/slice/pad copies the same
-// kernel as add or exp; shapes are baked into the source so index arithmetic divides by constants.
-import { type Kernel, NON_FINITE, linearLaunch, storage, u32 } from './kernel';
+// kernel as add or exp. Strided views bake their shapes into the source, so index arithmetic divides
+// by constants; the element count is a uniform, so a kernel that reads every input at the output's
+// own index (most of a training step) compiles once for all sizes.
+import { type Kernel, LAUNCH_FIELDS, NON_FINITE, sizedIndex, sizedLaunch, storage, u32 } from './kernel';
 
 export interface StridedView {
   /** element strides of this input along each output dimension (0 where broadcast) */
@@ -114,17 +116,18 @@ export function elementwiseKernel(name: string, outShape: number[], views: Strid
   const vec = size % 4 === 0 && size > 0;
   const direct = vec ? directViews(outShape, views) : views.map(() => false);
   const groups = vec ? size / 4 : size;
-  const launch = linearLaunch(Math.ceil(groups / per), wg);
+  const launch = sizedLaunch(Math.ceil(groups / per), wg, [groups]);
   const vt = (t: 'f32' | 'i32') => (t === 'f32' ? 'vec4f' : 'vec4<i32>');
   const decls = views.map((v, k) => storage(k, `in${k}`, 'read', direct[k] ? vt(v.type ?? 'f32') : (v.type ?? 'f32')));
   decls.push(storage(views.length, 'out', 'read_write', vec ? vt(outType) : outType));
+  decls.push(`struct Launch { ${LAUNCH_FIELDS}, count: u32, pad: u32 }\n@group(0) @binding(${views.length + 1}) var<uniform> launch: Launch;`);
   const body = (loads: string[]) => [viewIndexing(outShape, views, direct.map((d) => !d)), ...loads, ...lets].filter(Boolean).join('\n    ');
   let main: string;
   if (vec) {
     const loads = views.map((_, k) => (direct[k] ? `let x${k} = v${k}[c];` : `let x${k} = in${k}[idx${k}];`));
     main = `for (var k = 0u; k < ${u32(per)}; k++) {
     let q = t * ${u32(per)} + k;
-    if (q >= ${u32(groups)}) { return; }
+    if (q >= launch.count) { return; }
     ${views.map((_, k) => (direct[k] ? `let v${k} = in${k}[q];\n    ` : '')).join('')}var r: ${vt(outType)};
     for (var c = 0u; c < 4u; c++) {
     let i = 4u * q + c;
@@ -137,7 +140,7 @@ export function elementwiseKernel(name: string, outShape: number[], views: Strid
     const loads = views.map((_, k) => `let x${k} = in${k}[idx${k}];`);
     main = `for (var k = 0u; k < ${u32(per)}; k++) {
     let i = t * ${u32(per)} + k;
-    if (i >= ${u32(size)}) { return; }
+    if (i >= launch.count) { return; }
     ${body(loads)}
     out[i] = ${expr};
   }`;
@@ -146,8 +149,8 @@ export function elementwiseKernel(name: string, outShape: number[], views: Strid
 ${ELEMENTWISE_PRELUDE}
 @compute @workgroup_size(${wg})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let t = ${launch.linearIndex};
+  ${sizedIndex('launch')}
   ${main}
 }`;
-  return { name, code, workgroups: launch.workgroups };
+  return { name, code, workgroups: launch.workgroups, params: launch.params };
 }

@@ -5,6 +5,9 @@ export interface Kernel {
   name: string;
   code: string;
   workgroups: [number, number, number];
+  /** The kernel's own uniform block (see sizedLaunch), bound after the buffers when the op passes
+   *  no uniforms of its own. */
+  params?: Uint32Array;
 }
 
 export const MAX_WORKGROUPS_PER_DIM = 65535;
@@ -17,6 +20,30 @@ export function linearLaunch(threads: number, workgroupSize: number): { workgrou
   const y = Math.ceil(groups / x);
   return { workgroups: [x, y, 1], linearIndex: y === 1 ? 'gid.x' : `(gid.x + gid.y * ${x * workgroupSize}u)` };
 }
+
+/**
+ * A 1-D launch whose size the kernel reads at run time, so one compiled pipeline serves every
+ * size: compiling a pipeline costs about half a second on a software GPU, and a training step
+ * touches hundreds of tensor sizes. The kernel's uniform block starts with the u32 fields
+ * `threads, rowStride` (LAUNCH_FIELDS) and its body with `sizedIndex(block)`; `params` holds
+ * [threads, invocations per grid row, ...extra] padded to 16 bytes.
+ */
+export function sizedLaunch(threads: number, workgroupSize: number, extra: number[] = []): { workgroups: [number, number, number]; params: Uint32Array } {
+  const groups = Math.max(1, Math.ceil(threads / workgroupSize));
+  const x = Math.min(groups, MAX_WORKGROUPS_PER_DIM);
+  const y = Math.ceil(groups / x);
+  const words = [threads, x * workgroupSize, ...extra];
+  while (words.length % 4 !== 0) words.push(0);
+  return { workgroups: [x, y, 1], params: Uint32Array.from(words) };
+}
+
+/** The bits of a float32, for f32 fields of a uniform block written as u32 words. */
+export const f32Bits = (v: number): number => new Uint32Array(Float32Array.of(v).buffer)[0];
+
+export const LAUNCH_FIELDS = 'threads: u32, rowStride: u32';
+/** Declares `t`, this invocation's index, and returns past the end. */
+export const sizedIndex = (block: string) => `let t = gid.x + gid.y * ${block}.rowStride;
+  if (t >= ${block}.threads) { return; }`;
 
 /** WGSL literals: baked shape constants keep index arithmetic cheap (division by constants). */
 export const u32 = (n: number): string => `${n >>> 0}u`;

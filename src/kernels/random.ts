@@ -1,7 +1,7 @@
 // Philox4x32-10 in WGSL, bit-identical to src/engine/philox.ts, so the same (seed, stream, index)
 // gives the same uniform bits on every adapter (and on the CPU). 32x32->64 products use the
 // 16-bit split of philox.ts's mulhi32, since WGSL has no wide multiply.
-import { type Kernel, f32, linearLaunch, storage, u32 } from './kernel';
+import { type Kernel, LAUNCH_FIELDS, f32Bits, sizedIndex, sizedLaunch, storage } from './kernel';
 
 export const PHILOX_WGSL = /* wgsl */ `
 fn mulhi32(a: u32, b: u32) -> u32 {
@@ -25,24 +25,25 @@ fn u24(w: u32) -> f32 { return f32(w >> 8u) * 5.9604644775390625e-8; }
 
 export type Distribution = 'uniform' | 'normal';
 
-/** out[i] for i < n: uniform in [lo, hi) or normal(mean, std), from counter [i, stream, 0, 0].
- *  Key and stream come from a uniform block [keyLo, keyHi, stream, 0], so one pipeline serves all seeds. */
-export function randomKernel(n: number, dist: Distribution, a: number, b: number): Kernel {
-  const launch = linearLaunch(n, 256);
+/** out[i] for i < n: uniform in [a, b) or normal(mean a, std b), from counter [i, stream, 0, 0] and
+ *  the Philox key. Everything but the distribution is a uniform, so one pipeline serves all seeds,
+ *  sizes and ranges. */
+export function randomKernel(n: number, dist: Distribution, a: number, b: number, key: [number, number], stream: number): Kernel {
   const value =
     dist === 'uniform'
-      ? `${f32(a)} + (${f32(b)} - ${f32(a)}) * u24(w.x)`
+      ? 'P.a + (P.b - P.a) * u24(w.x)'
       : // Box-Muller; 1 - u keeps the log argument in (0, 1]
-        `${f32(a)} + ${f32(b)} * sqrt(-2.0 * log(1.0 - u24(w.x))) * cos(6.283185307179586 * u24(w.y))`;
+        'P.a + P.b * sqrt(-2.0 * log(1.0 - u24(w.x))) * cos(6.283185307179586 * u24(w.y))';
   const code = `${storage(0, 'out', 'read_write')}
-@group(0) @binding(1) var<uniform> seed: vec4u;
+struct Params { ${LAUNCH_FIELDS}, keyLo: u32, keyHi: u32, stream: u32, a: f32, b: f32, pad: u32 }
+@group(0) @binding(1) var<uniform> P: Params;
 ${PHILOX_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = ${launch.linearIndex};
-  if (i >= ${u32(n)}) { return; }
-  let w = philox4x32(vec4u(i, seed.z, 0u, 0u), seed.xy);
-  out[i] = ${value};
+  ${sizedIndex('P')}
+  let w = philox4x32(vec4u(t, P.stream, 0u, 0u), vec2u(P.keyLo, P.keyHi));
+  out[t] = ${value};
 }`;
-  return { name: `random.${dist}`, code, workgroups: launch.workgroups };
+  const { workgroups, params } = sizedLaunch(n, 256, [key[0], key[1], stream, f32Bits(a), f32Bits(b)]);
+  return { name: `random.${dist}`, code, workgroups, params };
 }
