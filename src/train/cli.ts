@@ -155,8 +155,9 @@ function dataSpec(f: Record<string, unknown>): DataSpec {
   }
 }
 
-const optimOf = (f: Record<string, unknown>) => ({
-  steps: f.steps as number,
+/** The optimizer flags; `steps` is passed in because distill takes one count per stage. */
+const optimOf = (f: Record<string, unknown>, steps: number) => ({
+  steps,
   lr: f.lr as number,
   warmupSteps: f.warmup as number,
   weightDecay: f['weight-decay'] as number,
@@ -186,7 +187,7 @@ async function cmdTrain(f: Record<string, unknown>): Promise<void> {
   const outDir = (f.out as string | undefined) ?? join('runs', `teacher-${f.preset}`);
   const gpu = await gpuFor(f);
   manualSeed(f.seed as number);
-  const optim = optimOf(f);
+  const optim = optimOf(f, f.steps as number);
   const config = { ...run, batch: f.batch, labelDropout: f['label-dropout'], seed: f.seed, optim: { ...optim, steps: undefined } };
   const shape = [data.channels, data.height, data.width];
   const res = await trainTeacher({
@@ -217,7 +218,7 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
   const teacher = loadWeights(f.teacher as string);
   const data = loadData(teacher.run.data);
   const gpu = await gpuFor(f);
-  const optim = { ...optimOf(f), steps: stepsOfStage(1) };
+  const optim = optimOf(f, stepsOfStage(1));
   const root = (f.out as string | undefined) ?? join('runs', 'distill');
   const guidance = { scale: f.guidance as number, nullClass: data.numClasses };
   const shape = [data.channels, data.height, data.width];
