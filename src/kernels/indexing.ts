@@ -7,7 +7,9 @@ const WG = 256;
 
 function coords(shape: number[], index = 'i'): string {
   const lines = [`var rem = ${index};`];
-  for (let d = shape.length - 1; d >= 0; d--) lines.push(`let c${d} = rem % ${u32(shape[d])}; rem = rem / ${u32(shape[d])};`);
+  // the outermost dim (usually the batch) needs no modulo, so its size is not baked in
+  for (let d = shape.length - 1; d > 0; d--) lines.push(`let c${d} = rem % ${u32(shape[d])}; rem = rem / ${u32(shape[d])};`);
+  if (shape.length > 0) lines.push('let c0 = rem;');
   return lines.join('\n  ');
 }
 

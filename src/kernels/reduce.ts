@@ -1,7 +1,7 @@
 // Reductions (sum, max) over any set of axes, deterministic: each output is accumulated by one
 // invocation in a fixed order (no atomics), so results are bit-identical run to run. Few outputs
 // over a long axis are split into chunks reduced by a second pass, to keep the GPU busy.
-import { type Kernel, f32, linearLaunch, storage, u32 } from './kernel';
+import { type Kernel, LAUNCH_FIELDS, f32, linearLaunch, sizedIndex, sizedLaunch, storage, u32 } from './kernel';
 import { coalesce, contiguousStrides } from './elementwise';
 
 export type ReduceOp = 'sum' | 'max';
@@ -41,7 +41,8 @@ export function reducePlan(name: string, shape: number[], axes: number[], op: Re
   // base index of output o in the input
   const baseLines: string[] = ['var rem = o;', 'var base = 0u;'];
   for (let d = outView.shape.length - 1; d >= 0; d--) {
-    baseLines.push(`base += (rem % ${u32(outView.shape[d])}) * ${u32(outView.strides[1][d])}; rem = rem / ${u32(outView.shape[d])};`);
+    // the outermost kept dim (usually the batch) needs no modulo, so its size is not baked in
+    baseLines.push(d > 0 ? `base += (rem % ${u32(outView.shape[d])}) * ${u32(outView.strides[1][d])}; rem = rem / ${u32(outView.shape[d])};` : `base += rem * ${u32(outView.strides[1][d])};`);
   }
 
   const split = outs < 2048 && red >= 4 * CHUNK && rDims.length > 0;
@@ -86,18 +87,21 @@ export function reducePlan(name: string, shape: number[], axes: number[], op: Re
   const xDecl = storage(0, 'x', 'read', vec ? 'vec4f' : 'f32');
 
   if (!split) {
-    const launch = linearLaunch(outs, WG);
+    // the output count is a uniform: one pipeline for every batch size
+    const launch = sizedLaunch(outs, WG);
     const code = `${xDecl}
 ${storage(1, 'out', 'read_write')}
+struct Launch { ${LAUNCH_FIELDS}, pad0: u32, pad1: u32 }
+@group(0) @binding(2) var<uniform> launch: Launch;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let o = ${launch.linearIndex};
-  if (o >= ${u32(outs)}) { return; }
+  ${sizedIndex('launch')}
+  let o = t;
   ${baseLines.join('\n  ')}
   ${accumulate('0u', u32(rDims[0] ?? 1))}
   out[o] = acc${scale !== 1 ? ` * ${f32(scale)}` : ''};
 }`;
-    return { kernels: [{ name, code, workgroups: launch.workgroups }], scratch: 0 };
+    return { kernels: [{ name, code, workgroups: launch.workgroups, params: launch.params }], scratch: 0 };
   }
 
   const launch1 = linearLaunch(outs * chunks, WG);

@@ -166,10 +166,12 @@ const optimOf = (f: Record<string, unknown>, steps: number) => ({
   emaWarmup: f['ema-warmup'] as number,
 });
 
-/** Sample a small labelled grid with a model's EMA weights (called at checkpoints). */
-function gridWriter(outDir: string, shape: number[], numClasses: number, run: ModelRunConfig, steps: number, solver: Solver) {
+/** Sample a labelled grid of `count` digits with a model's EMA weights (called at checkpoints).
+ *  `count` is the training batch size, so sampling reuses the kernels compiled for training (a new
+ *  batch size compiles new convolution kernels: tens of seconds on a software GPU). */
+function gridWriter(outDir: string, shape: number[], numClasses: number, run: ModelRunConfig, steps: number, solver: Solver, count: number) {
   return async (model: Parameters<typeof sample>[0]['model'], step: number) => {
-    const labels = Int32Array.from({ length: numClasses * 4 }, (_, i) => i % numClasses);
+    const labels = Int32Array.from({ length: count }, (_, i) => i % numClasses);
     const { samples } = await sample({ model, labels, sampleShape: shape, steps, solver, kac: run.kac, seed: 1234 });
     saveGrid(join(samplesDir(outDir), `step-${String(step).padStart(8, '0')}.png`), (await samples.toArray()) as Float32Array, labels.length, shape, numClasses);
     samples.dispose();
@@ -194,7 +196,7 @@ async function cmdTrain(f: Record<string, unknown>): Promise<void> {
     outDir, data, createModel: () => createModel(run.model), config, kac: run.kac, optim, batch: f.batch as number,
     labelDropout: f['label-dropout'] as number, seed: f.seed as number, resume: f.resume as boolean, quiet: f.quiet as boolean,
     logEvery: f['log-every'] as number, checkpointEvery: f['checkpoint-every'] as number,
-    onCheckpoint: f.grids ? gridWriter(outDir, shape, data.numClasses, run, 20, 'ab2') : undefined,
+    onCheckpoint: f.grids ? gridWriter(outDir, shape, data.numClasses, run, 20, 'ab2', f.batch as number) : undefined,
   });
   console.log(`teacher trained: ${res.step} steps, ${Number.isNaN(res.lastLoss) ? 'no step left to run (resumed at the last step)' : `last loss ${res.lastLoss.toPrecision(4)}`}; weights ${res.weightsPath}; sample grids in ${samplesDir(outDir)}`);
   gpu.destroy();
@@ -233,7 +235,7 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
   });
   for (const [i, r] of results.entries()) {
     const student = modelFromWeights(loadWeights(r.weightsPath));
-    await gridWriter(r.dir, shape, data.numClasses, runCfg, r.steps, 'euler')(student, stepsOfStage(i + 1));
+    await gridWriter(r.dir, shape, data.numClasses, runCfg, r.steps, 'euler', f.batch as number)(student, stepsOfStage(i + 1));
     student.dispose();
     console.log(`${r.steps}-step student: ${r.weightsPath}`);
   }
