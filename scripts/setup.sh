@@ -2,8 +2,17 @@
 # Idempotent setup: npm packages, then a software GPU when no WebGPU adapter comes up.
 # Mesa 25 from bookworm-backports gives Vulkan (lavapipe, feature level core);
 # Mesa's EGL gives OpenGL (llvmpipe, feature level compatibility). Real GPUs need only their driver.
+# `--tests` also installs what only the test suite needs (Debian's Chromium for the browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) tests=1 ;;
+    *) echo "setup: unknown option '$arg' (the only option is --tests: also install what the test suite needs)" >&2; exit 2 ;;
+  esac
+done
 
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
@@ -11,7 +20,7 @@ fi
 
 # Debian's Chromium for the browser page's test (test/browser.test.ts drives /usr/bin/chromium with
 # playwright-core; no browser is ever downloaded). Its bundled SwiftShader gives WebGPU without a GPU.
-if [ ! -x /usr/bin/chromium ]; then
+if [ "$tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian's chromium (for test/browser.test.ts)"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq

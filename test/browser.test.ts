@@ -3,7 +3,7 @@
 // samples equal those of `distillkac sample --dump` for the same checkpoint, class, seed and count.
 // The committed LeNet then labels the browser's digits exactly as it labels the CLI's.
 //
-// Needs /usr/bin/chromium (scripts/setup.sh installs it). The test is skipped only when Chromium has
+// Needs /usr/bin/chromium (scripts/setup.sh --tests installs it). The test is skipped only when Chromium has
 // WebGPU but `navigator.gpu.requestAdapter()` returns no adapter; anything else failing fails it.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -131,7 +131,7 @@ describe('browser page (web/) in Chromium', () => {
 
   it('draws the same digits as `distillkac sample` for the same seed', async (ctx) => {
     const started = Date.now();
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash scripts/setup.sh\` as root (it installs Debian's chromium)`);
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run \`bash scripts/setup.sh --tests\` as root (it installs Debian's chromium)`);
     const nodeSide = cliSample(join(work, 'cli.safetensors'));
     nodeSide.catch(() => {}); // awaited below; do not let an early failure go unhandled
 

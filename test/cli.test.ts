@@ -65,6 +65,27 @@ describe('distillkac CLI', () => {
     expect(r.stderr).toMatch(/was made with another configuration/);
   }, LONG);
 
+  it('eval writes every row as it goes and --resume keeps finished rows', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dk-cli-e-'));
+    expect(run([...TRAIN, '--steps', '2', '--out', dir]).status).toBe(0);
+    const out = join(dir, 'eval');
+    const evalArgs = (nfe: string, count = '10') => ['eval', '--teacher', join(dir, 'ema.safetensors'), '--teacher-solvers', 'euler', '--teacher-nfe', nfe, '--count', count, '--batch-size', '4', '--out', out, '--resume', '--quiet'];
+    const metrics = () => JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { rows: { nfe: number; imagesPerSec: number; fdLenet: number }[] };
+    expect(run(evalArgs('1')).status).toBe(0);
+    const first = metrics().rows;
+    expect(first.map((r) => r.nfe)).toEqual([1]);
+    const second = run(evalArgs('1,2'));
+    expect(second.status, second.stderr).toBe(0);
+    const rows = metrics().rows;
+    expect(rows.map((r) => r.nfe)).toEqual([1, 2]);
+    // the kept row is the earlier measurement itself (its timing would differ if it had been redone)
+    expect(rows[0]).toEqual(first[0]);
+    const mismatch = run(evalArgs('1', '20'));
+    expect(mismatch.status).toBe(1);
+    expect(mismatch.stderr).toMatch(/was written with other settings/);
+    expect(metrics().rows).toEqual(rows);
+  }, LONG);
+
   it('sample is deterministic in its seed and dumps samples and labels as documented', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dk-cli-s-'));
     expect(run([...TRAIN, '--steps', '2', '--out', dir]).status).toBe(0);
