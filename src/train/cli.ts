@@ -131,7 +131,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       'teacher-steps': { type: 'int', min: 1, default: 1200, help: 'teacher training steps' },
       'distill-steps': { type: 'int', min: 1, default: 100, help: 'training steps per distillation stage' },
       schedule: { type: 'list', default: ['20', '4', '1'], help: 'teacher steps, then each stage\'s student steps' },
-      count: { type: 'int', min: 10, default: 300, help: 'generated digits per evaluation row' },
+      count: { type: 'int', min: 10, default: 200, help: 'generated digits per evaluation row' },
       resume: { type: 'bool', default: true, help: 'reuse finished stages of an earlier demo in --out' },
       ...common,
     },
