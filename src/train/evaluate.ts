@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './checkpoint';
-import { generateSamples } from '../models/generate';
+import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
 import { NFE_PER_STEP, type Solver } from '../models/sampler';
 import { loadClassifier } from './classifier';
 import { FD_LENET_COUNT, classConsistency, fdLenet, fdReferenceSet, featureStats } from './metrics';
@@ -44,11 +44,9 @@ export interface EvalOptions {
   onRow?: (row: EvalRow, reused: boolean) => void;
 }
 
-const BATCH_DEFAULT = 250;
-
 /** The settings that make two runs' rows comparable; a resumed run must match them all. */
 function runSettings(opts: EvalOptions) {
-  return { count: opts.count, seed: opts.seed, batch: opts.batch ?? BATCH_DEFAULT, tMin: opts.tMin ?? null, classifierSha256: sha256(opts.classifierPath), reference: 'fdReferenceSet (2,000 real digits)' };
+  return { count: opts.count, seed: opts.seed, batch: opts.batch ?? DEFAULT_SAMPLE_BATCH, tMin: opts.tMin ?? null, classifierSha256: sha256(opts.classifierPath), reference: 'fdReferenceSet (2,000 real digits)' };
 }
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -71,7 +69,7 @@ async function measure(opts: EvalOptions, w: LoadedWeights, solver: Solver, step
   const labels = Int32Array.from({ length: opts.count }, (_, i) => i % unet.numClasses);
   const model = modelFromWeights(w);
   const started = performance.now();
-  const { samples: images, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin, seed: opts.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: opts.batch ?? BATCH_DEFAULT });
+  const { samples: images, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin, seed: opts.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: opts.batch ?? DEFAULT_SAMPLE_BATCH });
   const secs = (performance.now() - started) / 1000;
   model.dispose();
   const grid = join(opts.outDir, 'grids', `${name}.png`);
@@ -102,7 +100,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalRow[]> {
   const row = async (w: LoadedWeights, model: EvalRow['model'], solver: Solver, steps: number, guidance: number, sampleGuidance: number, name: string) => {
     const key = { model, solver, steps, guidance, weightsSha256: sha256(w.path) };
     const done = finished.get(rowKey(key));
-    const r = done ?? { ...key, guidance, ...(await measure(opts, w, solver, steps, sampleGuidance, name, refStats, classifier)) };
+    const r = done ?? { ...key, ...(await measure(opts, w, solver, steps, sampleGuidance, name, refStats, classifier)) };
     rows.push(r);
     writeFileAtomic(metricsPath, Buffer.from(`${JSON.stringify({ settings, rows }, null, 2)}\n`));
     writeFileAtomic(join(opts.outDir, 'table.md'), Buffer.from(metricsTable(rows)));
