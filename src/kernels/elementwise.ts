@@ -3,7 +3,7 @@
 // kernel as add or exp. Strided views bake their shapes into the source, so index arithmetic divides
 // by constants; the element count is a uniform, so a kernel that reads every input at the output's
 // own index (most of a training step) compiles once for all sizes.
-import { type Kernel, LAUNCH_FIELDS, NON_FINITE, sizedIndex, sizedLaunch, storage, u32 } from './kernel';
+import { type Kernel, NON_FINITE, sizedIndex, sizedLaunch, sizedUniform, storage, u32 } from './kernel';
 
 export interface StridedView {
   /** element strides of this input along each output dimension (0 where broadcast) */
@@ -120,7 +120,7 @@ export function elementwiseKernel(name: string, outShape: number[], views: Strid
   const vt = (t: 'f32' | 'i32') => (t === 'f32' ? 'vec4f' : 'vec4<i32>');
   const decls = views.map((v, k) => storage(k, `in${k}`, 'read', direct[k] ? vt(v.type ?? 'f32') : (v.type ?? 'f32')));
   decls.push(storage(views.length, 'out', 'read_write', vec ? vt(outType) : outType));
-  decls.push(`struct Launch { ${LAUNCH_FIELDS}, count: u32, pad: u32 }\n@group(0) @binding(${views.length + 1}) var<uniform> launch: Launch;`);
+  decls.push(sizedUniform(views.length + 1, 'launch', ['count: u32']));
   const body = (loads: string[]) => [viewIndexing(outShape, views, direct.map((d) => !d)), ...loads, ...lets].filter(Boolean).join('\n    ');
   let main: string;
   if (vec) {

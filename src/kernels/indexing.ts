@@ -1,6 +1,6 @@
 // Kernels that move data by index arithmetic the strided views cannot express: padding, writing a
 // block into a larger tensor (concat), 2x nearest upsampling and 2x2 sum pooling, row gathers.
-import { type Kernel, LAUNCH_FIELDS, NON_FINITE, f32, i32, sizedIndex, sizedLaunch, storage, u32 } from './kernel';
+import { type Kernel, NON_FINITE, f32, i32, sizedIndex, sizedLaunch, sizedUniform, storage, u32 } from './kernel';
 import { contiguousStrides } from './elementwise';
 
 const WG = 256;
@@ -17,8 +17,7 @@ function coords(shape: number[], index = 'i'): string {
 function kernel(name: string, threads: number, buffers: string[], body: (i: string) => string, extra = 0): Kernel {
   const launch = sizedLaunch(threads, WG, [extra]);
   const code = `${buffers.join('\n')}
-struct Launch { ${LAUNCH_FIELDS}, extra: u32, pad: u32 }
-@group(0) @binding(${buffers.filter((b) => b.includes('@binding')).length}) var<uniform> launch: Launch;
+${sizedUniform(buffers.filter((b) => b.includes('@binding')).length, 'launch', ['extra: u32'])}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   ${sizedIndex('launch')}

@@ -24,9 +24,9 @@ export function linearLaunch(threads: number, workgroupSize: number): { workgrou
 /**
  * A 1-D launch whose size the kernel reads at run time, so one compiled pipeline serves every
  * size: compiling a pipeline costs about half a second on a software GPU, and a training step
- * touches hundreds of tensor sizes. The kernel's uniform block starts with the u32 fields
- * `threads, rowStride` (LAUNCH_FIELDS) and its body with `sizedIndex(block)`; `params` holds
- * [threads, invocations per grid row, ...extra] padded to 16 bytes.
+ * touches hundreds of tensor sizes. The kernel declares its uniform block with `sizedUniform` and
+ * starts its body with `sizedIndex(block)`; `params` holds [threads, invocations per grid row,
+ * ...extra] padded to 16 bytes.
  */
 export function sizedLaunch(threads: number, workgroupSize: number, extra: number[] = []): { workgroups: [number, number, number]; params: Uint32Array } {
   const groups = Math.max(1, Math.ceil(threads / workgroupSize));
@@ -40,7 +40,14 @@ export function sizedLaunch(threads: number, workgroupSize: number, extra: numbe
 /** The bits of a float32, for f32 fields of a uniform block written as u32 words. */
 export const f32Bits = (v: number): number => new Uint32Array(Float32Array.of(v).buffer)[0];
 
-export const LAUNCH_FIELDS = 'threads: u32, rowStride: u32';
+/** WGSL declaration of a sized launch's uniform block `name` at `binding`: `threads, rowStride`,
+ *  then `fields` (one 4-byte member each, in the order of sizedLaunch's `extra`). */
+export function sizedUniform(binding: number, name: string, fields: string[] = []): string {
+  const members = ['threads: u32', 'rowStride: u32', ...fields];
+  while (members.length % 4 !== 0) members.push(`pad${members.length}: u32`);
+  return `struct ${name}_t { ${members.join(', ')} }
+@group(0) @binding(${binding}) var<uniform> ${name}: ${name}_t;`;
+}
 /** Declares `t`, this invocation's index, and returns past the end. */
 export const sizedIndex = (block: string) => `let t = gid.x + gid.y * ${block}.rowStride;
   if (t >= ${block}.threads) { return; }`;

@@ -1,7 +1,7 @@
 // Fused optimizer updates: one kernel per parameter tensor, reading the size and the step-dependent
 // scalars from a uniform block so one compiled pipeline serves every tensor and every step (a baked
 // constant would recompile).
-import { type Kernel, LAUNCH_FIELDS, f32Bits, sizedIndex, sizedLaunch, storage } from './kernel';
+import { type Kernel, f32Bits, sizedIndex, sizedLaunch, sizedUniform, storage } from './kernel';
 
 export interface AdamwScalars {
   lr: number;
@@ -22,8 +22,7 @@ ${storage(1, 'g', 'read')}
 ${storage(2, 'm', 'read_write')}
 ${storage(3, 'v', 'read_write')}
 ${storage(4, 'gradScale', 'read')}
-struct Params { ${LAUNCH_FIELDS}, lr: f32, beta1: f32, beta2: f32, eps: f32, weightDecay: f32, bc1: f32, bc2: f32 }
-@group(0) @binding(5) var<uniform> P: Params;
+${sizedUniform(5, 'P', ['lr: f32', 'beta1: f32', 'beta2: f32', 'eps: f32', 'weightDecay: f32', 'bc1: f32', 'bc2: f32'])}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   ${sizedIndex('P')}
@@ -44,8 +43,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 export function emaKernel(n: number, decay: number): Kernel {
   const code = `${storage(0, 'ema', 'read_write')}
 ${storage(1, 'p', 'read')}
-struct Params { ${LAUNCH_FIELDS}, decay: f32, pad: f32 }
-@group(0) @binding(2) var<uniform> P: Params;
+${sizedUniform(2, 'P', ['decay: f32'])}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   ${sizedIndex('P')}

@@ -1,7 +1,7 @@
 // Philox4x32-10 in WGSL, bit-identical to src/engine/philox.ts, so the same (seed, stream, index)
 // gives the same uniform bits on every adapter (and on the CPU). 32x32->64 products use the
 // 16-bit split of philox.ts's mulhi32, since WGSL has no wide multiply.
-import { type Kernel, LAUNCH_FIELDS, f32Bits, sizedIndex, sizedLaunch, storage } from './kernel';
+import { type Kernel, f32Bits, sizedIndex, sizedLaunch, sizedUniform, storage } from './kernel';
 
 export const PHILOX_WGSL = /* wgsl */ `
 fn mulhi32(a: u32, b: u32) -> u32 {
@@ -35,8 +35,7 @@ export function randomKernel(n: number, dist: Distribution, a: number, b: number
       : // Box-Muller; 1 - u keeps the log argument in (0, 1]
         'P.a + P.b * sqrt(-2.0 * log(1.0 - u24(w.x))) * cos(6.283185307179586 * u24(w.y))';
   const code = `${storage(0, 'out', 'read_write')}
-struct Params { ${LAUNCH_FIELDS}, keyLo: u32, keyHi: u32, stream: u32, a: f32, b: f32, pad: u32 }
-@group(0) @binding(1) var<uniform> P: Params;
+${sizedUniform(1, 'P', ['keyLo: u32', 'keyHi: u32', 'stream: u32', 'a: f32', 'b: f32'])}
 ${PHILOX_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u) {

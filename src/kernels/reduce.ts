@@ -1,7 +1,7 @@
 // Reductions (sum, max) over any set of axes, deterministic: each output is accumulated by one
 // invocation in a fixed order (no atomics), so results are bit-identical run to run. Few outputs
 // over a long axis are split into chunks reduced by a second pass, to keep the GPU busy.
-import { type Kernel, LAUNCH_FIELDS, f32, linearLaunch, sizedIndex, sizedLaunch, storage, u32 } from './kernel';
+import { type Kernel, f32, linearLaunch, sizedIndex, sizedLaunch, sizedUniform, storage, u32 } from './kernel';
 import { coalesce, contiguousStrides } from './elementwise';
 
 export type ReduceOp = 'sum' | 'max';
@@ -91,8 +91,7 @@ export function reducePlan(name: string, shape: number[], axes: number[], op: Re
     const launch = sizedLaunch(outs, WG);
     const code = `${xDecl}
 ${storage(1, 'out', 'read_write')}
-struct Launch { ${LAUNCH_FIELDS}, pad0: u32, pad1: u32 }
-@group(0) @binding(2) var<uniform> launch: Launch;
+${sizedUniform(2, 'launch')}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   ${sizedIndex('launch')}
