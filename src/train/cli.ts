@@ -5,7 +5,7 @@ import { initGpu } from '../engine/dawn';
 import { encodeSafetensors } from '../engine/safetensors';
 import { KAC_CLOCKS, KAC_SIGNALS, kacConfig } from '../models/kac';
 import { DEFAULT_GUIDANCE, SOLVERS, type Solver, sample } from '../models/sampler';
-import { generateSamples } from '../models/generate';
+import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
 import { writeFileAtomic } from './checkpoint';
 import { distillStages } from './distill';
 import { type FlagSpecs, UsageError, helpText, parseFlags } from './flags';
@@ -85,7 +85,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       labels: { type: 'list', default: ['all'], help: 'classes to draw, cycled over --count: 0,1,... or all' },
       count: { type: 'int', min: 1, default: 100, help: 'number of samples' },
       seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draw' },
-      'batch-size': { type: 'int', min: 1, default: 250, help: 'samples per GPU batch' },
+      'batch-size': { type: 'int', min: 1, default: DEFAULT_SAMPLE_BATCH, help: 'samples per GPU batch' },
       out: { type: 'path', default: 'samples.png', help: 'PNG grid' },
       dump: { type: 'path', help: 'also write samples [K,C,H,W] (F32, in [-1,1]) and labels [K] (I32) as safetensors' },
       't-min': { type: 'float', min: 0, default: 1e-5, help: 'end time' },
@@ -103,7 +103,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       guidance: { type: 'float', default: DEFAULT_GUIDANCE, help: 'guidance weight of the teacher rows' },
       classifier: { type: 'path', default: 'checkpoints/classifier/lenet.safetensors', help: 'LeNet classifier weights' },
       seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draws' },
-      'batch-size': { type: 'int', min: 1, default: 250, help: 'samples per GPU batch (teacher rows run twice that with guidance)' },
+      'batch-size': { type: 'int', min: 1, default: DEFAULT_SAMPLE_BATCH, help: 'samples per GPU batch (teacher rows run twice that with guidance)' },
       out: { type: 'path', default: 'runs/eval', help: 'output folder (metrics.json, table.md, grids/)' },
       resume: { type: 'bool', default: false, help: 'keep the rows already in --out that were measured with the same weights and settings' },
       ...common,

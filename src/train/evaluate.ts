@@ -97,8 +97,10 @@ export async function evaluate(opts: EvalOptions): Promise<EvalRow[]> {
   const { model: classifier } = loadClassifier(opts.classifierPath);
   const refStats = await featureStats(classifier, fdReferenceSet().images);
   const rows: EvalRow[] = [];
+  const weightsSha256 = new Map<string, string>();
   const row = async (w: LoadedWeights, model: EvalRow['model'], solver: Solver, steps: number, guidance: number, sampleGuidance: number, name: string) => {
-    const key = { model, solver, steps, guidance, weightsSha256: sha256(w.path) };
+    if (!weightsSha256.has(w.path)) weightsSha256.set(w.path, sha256(w.path));
+    const key = { model, solver, steps, guidance, weightsSha256: weightsSha256.get(w.path)! };
     const done = finished.get(rowKey(key));
     const r = done ?? { ...key, ...(await measure(opts, w, solver, steps, sampleGuidance, name, refStats, classifier)) };
     rows.push(r);

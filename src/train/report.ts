@@ -54,8 +54,9 @@ export function writeReport(root: string, title = 'DistillKac report'): string {
   const parts: string[] = [];
   const metricsPath = join(root, 'eval', 'metrics.json');
   if (existsSync(metricsPath)) {
-    const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { settings: { count: number }; rows: EvalRow[] };
-    parts.push(`<h2>Metrics</h2><p>${m.settings.count} generated digits per row; FD-LeNet against 2,000 real digits (lower is better); class consistency = share labelled as the requested class by our LeNet classifier.</p>`);
+    // eval folders written before `settings` existed kept the count at the top level
+    const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { settings?: { count: number }; count?: number; rows: EvalRow[] };
+    parts.push(`<h2>Metrics</h2><p>${m.settings?.count ?? m.count} generated digits per row; FD-LeNet against 2,000 real digits (lower is better); class consistency = share labelled as the requested class by our LeNet classifier.</p>`);
     parts.push('<table><tr><th>model</th><th>solver</th><th>NFE</th><th>guidance</th><th>FD-LeNet</th><th>class consistency</th><th>images/s</th></tr>');
     for (const r of m.rows) {
       parts.push(`<tr><td>${r.model === 'teacher' ? 'teacher' : `student (${r.steps}-step)`}</td><td>${r.solver}</td><td>${r.nfe}</td><td>${r.guidance}</td><td>${r.fdLenet.toFixed(2)}</td><td>${(100 * r.classConsistency).toFixed(1)}%</td><td>${r.imagesPerSec.toFixed(1)}</td></tr>`);
