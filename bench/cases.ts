@@ -61,63 +61,81 @@ function jax(env: Env) {
   return env.jax;
 }
 
+/** An input of a case: values and shape (in the layout the engine wants). */
+interface Input {
+  data: Float32Array;
+  shape: number[];
+}
+
+// The three engines' runs of a chained case: y = step(y, ...operands) `chain` times, starting from
+// the first input (the others are fixed operands), then sum(y) read back.
+function oursChain(env: Env, inputs: Input[], chain: number, step: (y: Tensor, ...operands: Tensor[]) => Tensor): CaseRun {
+  const [x, ...operands] = inputs.map((i) => keep(tensor(i.data, i.shape, { gpu: env.gpu })));
+  return {
+    iter: () =>
+      scope(async () => {
+        let y = x;
+        for (let i = 0; i < chain; i++) y = step(y, ...operands);
+        await y.sum().item();
+      }),
+    dispose: () => [x, ...operands].forEach((t) => t.dispose()),
+  };
+}
+
+function tfjsChain(env: Env, inputs: Input[], chain: number, step: (t: NonNullable<Env['tf']>, y: TfTensor, ...operands: TfTensor[]) => TfTensor): CaseRun {
+  const t = tf(env);
+  const [x, ...operands] = inputs.map((i) => t.tensor(i.data, i.shape));
+  return {
+    iter: async () => {
+      const s = t.tidy(() => {
+        let y = x;
+        for (let i = 0; i < chain; i++) y = step(t, y, ...operands);
+        return t.sum(y);
+      });
+      await s.data();
+      s.dispose();
+    },
+    dispose: () => [x, ...operands].forEach((a) => a.dispose()),
+  };
+}
+
+/** `dispose` frees what `step` holds (a jit-compiled function). */
+function jaxChain(env: Env, inputs: Input[], chain: number, step: (y: JaxArray, ...operands: JaxArray[]) => JaxArray, dispose?: () => void): CaseRun {
+  const { numpy: np } = jax(env);
+  const [x, ...operands] = inputs.map((i) => np.array(i.data).reshape(i.shape));
+  return {
+    iter: async () => {
+      // jax-js arrays are consumed by each use: pass new references
+      let y: JaxArray = x.ref;
+      for (let i = 0; i < chain; i++) y = step(y, ...operands.map((o) => o.ref));
+      await y.sum().data();
+    },
+    dispose: () => {
+      [x, ...operands].forEach((a) => a.dispose());
+      dispose?.();
+    },
+  };
+}
+
 /** x [.., M, K] -> x @ w, chained `chain` times (w [.., K, K] keeps the shape). */
 function matmulCase(name: string, xShape: number[], wShape: number[], chain: number): BenchCase {
   const [M, K] = xShape.slice(-2);
   const N = wShape[wShape.length - 1];
   if (N !== K) throw new Error(`${name}: chained matmul needs a square right operand`);
   const batch = prod(xShape.slice(0, -2));
-  const xData = unit(prod(xShape), 1);
-  const wData = weights(prod(wShape), K, 2);
+  const inputs = [
+    { data: unit(prod(xShape), 1), shape: xShape },
+    { data: weights(prod(wShape), K, 2), shape: wShape },
+  ];
   return {
     case: name,
     shape: `${xShape.join('x')} @ ${wShape.join('x')}`,
     flops: 2 * batch * M * N * K,
     chain,
     impl: {
-      ours: (env) => {
-        const x = keep(tensor(xData, xShape, { gpu: env.gpu }));
-        const w = keep(tensor(wData, wShape, { gpu: env.gpu }));
-        return {
-          iter: () =>
-            scope(async () => {
-              let y = x;
-              for (let i = 0; i < chain; i++) y = matmul(y, w);
-              await y.sum().item();
-            }),
-          dispose: () => (x.dispose(), w.dispose()),
-        };
-      },
-      tfjs: (env) => {
-        const t = tf(env);
-        const x = t.tensor(xData, xShape);
-        const w = t.tensor(wData, wShape);
-        return {
-          iter: async () => {
-            const s = t.tidy(() => {
-              let y: TfTensor = x;
-              for (let i = 0; i < chain; i++) y = t.matMul(y, w);
-              return t.sum(y);
-            });
-            await s.data();
-            s.dispose();
-          },
-          dispose: () => (x.dispose(), w.dispose()),
-        };
-      },
-      'jax-js': (env) => {
-        const { numpy: np } = jax(env);
-        const x = np.array(xData).reshape(xShape);
-        const w = np.array(wData).reshape(wShape);
-        return {
-          iter: async () => {
-            let y: JaxArray = x.ref;
-            for (let i = 0; i < chain; i++) y = np.matmul(y, w.ref);
-            await y.sum().data();
-          },
-          dispose: () => (x.dispose(), w.dispose()),
-        };
-      },
+      ours: (env) => oursChain(env, inputs, chain, (y, w) => matmul(y, w)),
+      tfjs: (env) => tfjsChain(env, inputs, chain, (t, y, w) => t.matMul(y, w)),
+      'jax-js': (env) => jaxChain(env, inputs, chain, (y, w) => jax(env).numpy.matmul(y, w)),
     },
   };
 }
@@ -144,55 +162,23 @@ const oihwToHwio = (d: Float32Array, [o, i, kh, kw]: number[]) => {
 
 function convForwardCase(n: number, c: number, h: number, chain: number): BenchCase {
   const { xShape, wShape, flops, xData, wData } = convShapes(n, c, h);
+  const nchw = [
+    { data: xData, shape: xShape },
+    { data: wData, shape: wShape },
+  ];
+  const nhwc = [
+    { data: nchwToNhwc(xData, xShape), shape: [n, h, h, c] },
+    { data: oihwToHwio(wData, wShape), shape: [3, 3, c, c] },
+  ];
   return {
     case: 'conv2d fwd',
     shape: `${xShape.join('x')} k3 p1 -> ${c}`,
     flops,
     chain,
     impl: {
-      ours: (env) => {
-        const x = keep(tensor(xData, xShape, { gpu: env.gpu }));
-        const w = keep(tensor(wData, wShape, { gpu: env.gpu }));
-        return {
-          iter: () =>
-            scope(async () => {
-              let y = x;
-              for (let i = 0; i < chain; i++) y = conv2d(y, w, null, { padding: 1 });
-              await y.sum().item();
-            }),
-          dispose: () => (x.dispose(), w.dispose()),
-        };
-      },
-      tfjs: (env) => {
-        const t = tf(env);
-        const x = t.tensor4d(nchwToNhwc(xData, xShape), [n, h, h, c]);
-        const w = t.tensor4d(oihwToHwio(wData, wShape), [3, 3, c, c]);
-        return {
-          iter: async () => {
-            const s = t.tidy(() => {
-              let y = x;
-              for (let i = 0; i < chain; i++) y = t.conv2d(y, w, 1, 'same');
-              return t.sum(y);
-            });
-            await s.data();
-            s.dispose();
-          },
-          dispose: () => (x.dispose(), w.dispose()),
-        };
-      },
-      'jax-js': (env) => {
-        const { numpy: np, lax } = jax(env);
-        const x = np.array(xData).reshape(xShape);
-        const w = np.array(wData).reshape(wShape);
-        return {
-          iter: async () => {
-            let y: JaxArray = x.ref;
-            for (let i = 0; i < chain; i++) y = lax.conv(y, w.ref, [1, 1], 'SAME');
-            await y.sum().data();
-          },
-          dispose: () => (x.dispose(), w.dispose()),
-        };
-      },
+      ours: (env) => oursChain(env, nchw, chain, (y, w) => conv2d(y, w, null, { padding: 1 })),
+      tfjs: (env) => tfjsChain(env, nhwc, chain, (t, y, w) => t.conv2d(y as Tensor4D, w as Tensor4D, 1, 'same')),
+      'jax-js': (env) => jaxChain(env, nchw, chain, (y, w) => jax(env).lax.conv(y, w, [1, 1], 'SAME')),
     },
   };
 }
@@ -287,7 +273,7 @@ function convBackwardCase(n: number, c: number, h: number, chain: number): Bench
 
 /** y = max(x * 0.9 + 0.1, 0) - 0.05: four elementwise ops, fused where the engine can. */
 function elementwiseCase(n: number, chain: number): BenchCase {
-  const data = unit(n, 6);
+  const inputs = [{ data: unit(n, 6), shape: [n] }];
   return {
     case: 'elementwise chain of 4',
     shape: `${n}`,
@@ -295,51 +281,19 @@ function elementwiseCase(n: number, chain: number): BenchCase {
     chain,
     note: 'ours: lazily fused into one kernel per step; tfjs: 4 kernels (no fusion); jax-js: jit-fused',
     impl: {
-      ours: (env) => {
-        const x = keep(tensor(data, [n], { gpu: env.gpu }));
-        return {
-          iter: () =>
-            scope(async () => {
-              let y = x;
-              for (let i = 0; i < chain; i++) {
-                // the engine fuses the four ops lazily; reading .buffer launches each step's kernel,
-                // so steps are not fused with each other (every op reads and writes n floats)
-                y = y.mul(0.9).add(0.1).relu().sub(0.05);
-                void y.buffer;
-              }
-              await y.sum().item();
-            }),
-          dispose: () => x.dispose(),
-        };
-      },
-      tfjs: (env) => {
-        const t = tf(env);
-        const x = t.tensor1d(data);
-        return {
-          iter: async () => {
-            const s = t.tidy(() => {
-              let y: TfTensor = x;
-              for (let i = 0; i < chain; i++) y = t.sub(t.relu(t.add(t.mul(y, 0.9), 0.1)), 0.05);
-              return t.sum(y);
-            });
-            await s.data();
-            s.dispose();
-          },
-          dispose: () => x.dispose(),
-        };
-      },
+      ours: (env) =>
+        oursChain(env, inputs, chain, (x) => {
+          // the engine fuses the four ops lazily; reading .buffer launches each step's kernel, so
+          // steps are not fused with each other (every op reads and writes n floats)
+          const y = x.mul(0.9).add(0.1).relu().sub(0.05);
+          void y.buffer;
+          return y;
+        }),
+      tfjs: (env) => tfjsChain(env, inputs, chain, (t, y) => t.sub(t.relu(t.add(t.mul(y, 0.9), 0.1)), 0.05)),
       'jax-js': (env) => {
         const { numpy: np, jit } = jax(env);
-        const x = np.array(data);
         const f = jit((a: JaxArray) => np.maximum(a.mul(0.9).add(0.1), 0).sub(0.05));
-        return {
-          iter: async () => {
-            let y: JaxArray = x.ref;
-            for (let i = 0; i < chain; i++) y = f(y);
-            await y.sum().data();
-          },
-          dispose: () => (x.dispose(), f.dispose()),
-        };
+        return jaxChain(env, inputs, chain, (y) => f(y), () => f.dispose());
       },
     },
   };
