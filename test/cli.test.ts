@@ -102,4 +102,30 @@ describe('distillkac CLI', () => {
     expect(sameBytes(d1.samples.data as Float32Array, d3.samples.data as Float32Array)).toBe(false);
     expect(existsSync(join(dir, 'g1.png'))).toBe(true);
   }, LONG);
+
+  it('bench times every engine on every adapter and writes the JSON and markdown the issue asks for', () => {
+    const bad = run(['bench', '--engines', 'ours,torch']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--engines: unknown torch: expected some of ours, tfjs, jax-js/);
+
+    const dir = mkdtempSync(join(tmpdir(), 'dk-cli-bench-'));
+    const r = run(['bench', '--quick', '--cases', 'reduction', '--json', join(dir, 'b.json'), '--md', join(dir, 'b.md')]);
+    expect(r.status, r.stderr).toBe(0);
+    const json = JSON.parse(readFileSync(join(dir, 'b.json'), 'utf8'));
+    const reports = Array.isArray(json) ? json : [json];
+    for (const rep of reports) {
+      expect(Object.keys(rep.adapter)).toEqual(expect.arrayContaining(['vendor', 'architecture', 'description', 'backend', 'featureLevel']));
+      expect(rep.peak.fmaGflops).toBeGreaterThan(0);
+      expect(rep.peak.copyGBps).toBeGreaterThan(0);
+      expect(rep.results.map((x: { engine: string }) => x.engine).sort()).toEqual(['jax-js', 'ours', 'tfjs']);
+      for (const x of rep.results) {
+        expect(x.case).toBe('reduction sum');
+        expect(x.error).toBeUndefined();
+        expect(x.ms).toBeGreaterThan(0);
+        // 4 bytes read per element of the 2^22-float input
+        expect(x.gbps).toBeCloseTo((4 * 2 ** 22) / x.ms / 1e6, 6);
+      }
+    }
+    expect(readFileSync(join(dir, 'b.md'), 'utf8')).toContain('| reduction sum | 4194304 |');
+  }, LONG);
 });

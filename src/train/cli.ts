@@ -14,6 +14,7 @@ import { trainTeacher } from './teacher';
 import { samplingDefaults } from './weights';
 import { evaluate, metricsTable } from './evaluate';
 import { writeReport } from './report';
+import type { EngineName } from '../../bench/engines';
 
 const common: FlagSpecs = {
   backend: { type: 'string', choices: ['default', 'vulkan', 'opengl'], help: 'WebGPU backend (env DISTILLKAC_BACKEND)' },
@@ -120,6 +121,9 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
     flags: {
       quick: { type: 'bool', default: false, help: 'fewer cases and iterations' },
       json: { type: 'path', help: 'write the results as JSON' },
+      md: { type: 'path', help: 'write the results as markdown tables (with the command line)' },
+      engines: { type: 'list', choices: ['ours', 'tfjs', 'jax-js'] satisfies EngineName[], help: 'engines to time (default: all three)' },
+      cases: { type: 'list', help: 'only cases whose name or shape contains one of these (e.g. matmul,reduction)' },
       'tune-cache': { type: 'path', help: 'load tuned GEMM/conv kernel choices from and save them to this file (training uses it through env DISTILLKAC_GEMM_CACHE)' },
       ...common,
     },
@@ -303,7 +307,15 @@ async function cmdReport(f: Record<string, unknown>): Promise<void> {
 
 async function cmdBench(f: Record<string, unknown>): Promise<void> {
   const { runBench } = await import('../../bench/run');
-  await runBench({ quick: f.quick as boolean, json: f.json as string | undefined, backend: f.backend as string | undefined, tuneCache: f['tune-cache'] as string | undefined });
+  await runBench({
+    quick: f.quick as boolean,
+    json: f.json as string | undefined,
+    md: f.md as string | undefined,
+    engines: f.engines as EngineName[] | undefined,
+    cases: f.cases as string[] | undefined,
+    backend: f.backend as string | undefined,
+    tuneCache: f['tune-cache'] as string | undefined,
+  });
 }
 
 /** The README's first command: everything on built-in MNIST with settings sized for two CPU cores. */

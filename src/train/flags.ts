@@ -42,6 +42,8 @@ function convert(name: string, spec: FlagSpec, raw: unknown): unknown {
     case 'list': {
       const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(',').map((s) => s.trim()).filter(Boolean);
       if (items.length === 0) throw bad('expected a comma-separated list');
+      const wrong = spec.choices ? items.filter((x) => !spec.choices!.includes(x)) : [];
+      if (wrong.length) throw bad(`unknown ${wrong.join(', ')}: expected some of ${spec.choices!.join(', ')}`);
       return items;
     }
     case 'string':
