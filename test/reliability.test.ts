@@ -8,7 +8,8 @@
 // GL_OUT_OF_MEMORY and Dawn raises a GPUOutOfMemoryError. Vulkan on lavapipe does not: its buffer
 // memory is a memfd mapped without checking the result, so the same failure ends in a SIGSEGV
 // (measured with Mesa 25.0.7), and Dawn accepts 4 GiB buffers without touching memory, so no
-// allocation that fails fast exists there.
+// allocation that fails fast exists there. A device's memory budget (on every backend) turns an
+// allocation past it into the same error.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { dawnGpu } from '../src/engine/dawn';
-import { type Gpu, manualSeed, setDefaultGpu } from '../src/engine/index';
+import { type Gpu, manualSeed, randn, setDefaultGpu } from '../src/engine/index';
 import { defaultKacConfig } from '../src/models/kac';
 import { listCheckpoints } from '../src/train/checkpoint';
 import { trainLoop } from '../src/train/loop';
@@ -104,5 +105,38 @@ forEachBackend('device loss', (getGpu) => {
       setDefaultGpu(getGpu());
       fresh.destroy();
     }
+  });
+});
+
+forEachBackend('memory budget', (getGpu) => {
+  it('an allocation past the budget fails like a driver out of memory, after the pool is freed; the device stays usable', async () => {
+    const gpu = getGpu();
+    const MiB = 2 ** 20;
+    const a = randn([512, 1024]); // 2 MiB
+    const want = await a.sum().item();
+    for (let i = 0; i < 3; i++) {
+      const t = randn([256, 1024]); // 1 MiB, pooled when disposed
+      await t.sum().item();
+      t.dispose();
+    }
+    expect(gpu.memory.pooledBytes).toBeGreaterThanOrEqual(MiB);
+    try {
+      gpu.memoryBudgetBytes = gpu.memory.liveBytes + 3.5 * MiB;
+      // 3 MiB fits once the pooled buffers are freed
+      const b = randn([768, 1024]);
+      expect(await b.mean().item()).toBeCloseTo(0, 1);
+      expect(gpu.memory.pooledBytes).toBeLessThan(MiB);
+      b.dispose();
+      // 8 MiB does not: the error names the kernel and the budget, like a driver's out of memory
+      const big = randn([2048, 1024]);
+      const error = await big.sum().item().then(() => null, (e: Error) => e);
+      expect(error?.name).toBe('GpuOutOfMemoryError');
+      expect(error?.message).toMatch(/^GPU out of memory allocating 8\.0 MiB for kernel random\.normal .*use a smaller batch \(--batch\).*memory budget of \d+\.\d MiB/);
+      big.dispose();
+    } finally {
+      gpu.memoryBudgetBytes = null;
+    }
+    expect(await a.sum().item()).toBe(want);
+    a.dispose();
   });
 });

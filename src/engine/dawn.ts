@@ -1,6 +1,7 @@
 // The one Node-only file of the engine: it turns Dawn (the `webgpu` npm package) into a GPUDevice.
 // Everything else takes a GPUDevice and works the same in a browser (`navigator.gpu`).
 import { existsSync, readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { create, globals } from 'webgpu';
 import { importGemmChoices } from './gemm';
 import { Gpu, type Backend, requestGpuFrom } from './gpu';
@@ -43,6 +44,7 @@ export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
     const gpu = await requestGpuFrom(create(options), backend);
     if (gpu) {
       loadGemmCache();
+      gpu.memoryBudgetBytes = memoryBudget(gpu);
       return gpu;
     }
     tried.push(backend);
@@ -59,6 +61,22 @@ export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
 async function defaultIsMesaSoftware(name: string | undefined): Promise<boolean> {
   const adapter = await create(name ? [`adapter=${name}`] : []).requestAdapter();
   return !!adapter && /llvmpipe/i.test(`${adapter.info.description} ${adapter.info.device}`);
+}
+
+/**
+ * The device's memory budget: env DISTILLKAC_GPU_MEMORY_MB where set; else, on lavapipe (Vulkan on
+ * the CPU), 3/4 of the host's RAM: its buffers are host memory, and when they run out the driver
+ * ends the process instead of reporting out of memory. Other drivers report it themselves.
+ */
+function memoryBudget(gpu: Gpu): number | null {
+  const env = process.env.DISTILLKAC_GPU_MEMORY_MB;
+  if (env !== undefined && env !== '') {
+    const mb = Number(env);
+    if (!(mb > 0)) throw new Error(`DISTILLKAC_GPU_MEMORY_MB=${env}: expected a positive number of MiB`);
+    return mb * 2 ** 20;
+  }
+  const a = gpu.adapter;
+  return a.backend !== 'opengl' && /llvmpipe|lavapipe/i.test(`${a.description} ${a.device ?? ''}`) ? Math.floor(totalmem() * 0.75) : null;
 }
 
 /**

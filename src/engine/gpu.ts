@@ -139,6 +139,13 @@ export class Gpu {
   /** buffers whose allocation failed (invalid): dropped instead of pooled when released */
   private readonly failedBuffers = new WeakSet<GPUBuffer>();
   readonly memory: MemoryStats = { liveBytes: 0, pooledBytes: 0, peakBytes: 0, buffersCreated: 0 };
+  /**
+   * Most bytes the device's buffers (live and pooled) may take, or null for no limit. A buffer that
+   * would pass it fails like a driver's out-of-memory (GpuOutOfMemoryError at the next read or sync,
+   * naming the kernel) after the pool is freed. For drivers that do not report out of memory:
+   * lavapipe ends the process instead (dawnGpu sets a default there).
+   */
+  memoryBudgetBytes: number | null = null;
   /** Counters for the whole life of the device. */
   readonly counters = { dispatches: 0, submits: 0, readbacks: 0, pipelines: 0 };
   /** Non-null while profiling (off by default; the normal path only tests this field). */
@@ -222,16 +229,32 @@ export class Gpu {
             `(${this.device.limits.maxStorageBufferBindingSize}); use a smaller batch or model`,
         );
       }
-      this.device.pushErrorScope('out-of-memory');
-      buffer = this.device.createBuffer({
-        size,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      });
-      const site = { kernel: '' };
+      const budget = this.memoryBudgetBytes;
+      if (budget !== null && this.memory.liveBytes + this.memory.pooledBytes + size > budget) this.trimPool();
+      const overBudget = budget !== null && this.memory.liveBytes + size > budget;
       const { liveBytes, pooledBytes } = this.memory;
+      let driverError: Promise<GPUError | null>;
+      if (overBudget) {
+        // an invalid buffer (MAP_READ may not be bound as storage), so what follows is exactly what a
+        // failed driver allocation causes; its own validation error is not the one to report
+        this.device.pushErrorScope('validation');
+        buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
+        void this.device.popErrorScope().catch(() => {});
+        const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+        driverError = Promise.resolve({ message: `past this device's memory budget of ${mib(budget)} (Gpu.memoryBudgetBytes; env DISTILLKAC_GPU_MEMORY_MB)` } as GPUError);
+      } else {
+        this.device.pushErrorScope('out-of-memory');
+        buffer = this.device.createBuffer({
+          size,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        });
+        driverError = this.device.popErrorScope();
+      }
+      const site = { kernel: '' };
       this.unboundAllocs.push(site);
       const failed = buffer;
-      const check: Promise<void> = this.device.popErrorScope().then(
+      // settled after the op that asked for the buffer has recorded its kernel (named in the error)
+      const check: Promise<void> = driverError.then(
         (err) => {
           if (!err) return;
           this.setOutOfMemory(size, site.kernel || this.currentKernel, err.message, liveBytes, pooledBytes);
@@ -274,8 +297,10 @@ export class Gpu {
     free.push(buffer);
   }
 
-  /** Destroy all pooled (free) buffers. */
+  /** Destroy all pooled (free) buffers. Recorded work that still reads them is submitted first
+   *  (a destroyed buffer may finish submitted work, but not be submitted). */
   trimPool(): void {
+    this.flush();
     for (const list of this.freeBuffers.values()) for (const b of list) b.destroy();
     this.freeBuffers.clear();
     this.memory.pooledBytes = 0;
