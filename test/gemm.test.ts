@@ -21,6 +21,9 @@ const VARIANTS: GemmVariant[] = [
   { kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK: 4 },
   { kind: 'reg', lanes: 'm', tm: 4, tn: 8, wg: 16, splitK: 3 },
   { kind: 'tiled', rm: 4, rn: 4, tk: 16, splitK: 5 },
+  // the shared operand through subgroup broadcasts (adapters with subgroups of 8 lanes: lavapipe)
+  { kind: 'reg', lanes: 'n', tm: 16, tn: 8, wg: 8, splitK: 1, sg: true },
+  { kind: 'reg', lanes: 'm', tm: 5, tn: 8, wg: 8, splitK: 3, sg: true },
 ];
 
 /** [aShape, bShape, transA, transB]: a is stored [.., K, M] when transA, b [.., N, K] when transB. */
@@ -60,6 +63,7 @@ const CONVS: ConvCase[] = [
 const IM2COL_VARIANTS: Variant[] = [
   { kind: 'im2col', gemm: { kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK: 1 } },
   { kind: 'im2col', gemm: { kind: 'reg', lanes: 'm', tm: 5, tn: 3, wg: 2, splitK: 3 } },
+  { kind: 'im2col', gemm: { kind: 'reg', lanes: 'n', tm: 8, tn: 4, wg: 8, splitK: 1, sg: true } },
 ];
 
 /** Direct 3x3 convolution variants (conv2d only; other problems ignore them). */
@@ -102,19 +106,31 @@ function refConvGrads(x: NDArray, w: NDArray, seed: NDArray, c: ConvCase): { dx:
   return { dx, dw };
 }
 
-const CONV_VARIANTS = new Set(['reg.n.8x16.wg8.sk1', 'reg.m.5x3.wg2.sk1', 'tiled.2x1.tk4.sk1', 'reg.m.4x8.wg16.sk3', 'direct3.8x4.wg8', 'direct3.3x8.wg2', 'direct3.4x4.wg64', 'im2col+reg.n.8x16.wg8.sk1', 'im2col+reg.m.5x3.wg2.sk3']);
+const CONV_VARIANTS = new Set(['reg.n.8x16.wg8.sk1', 'reg.n.16x8.wg8.sk1.sg', 'im2col+reg.n.8x4.wg8.sk1.sg', 'reg.m.5x3.wg2.sk1', 'tiled.2x1.tk4.sk1', 'reg.m.4x8.wg16.sk3', 'direct3.8x4.wg8', 'direct3.3x8.wg2', 'direct3.4x4.wg64', 'im2col+reg.n.8x16.wg8.sk1', 'im2col+reg.m.5x3.wg2.sk3']);
 
 const TOL = { rtol: 1e-4, atol: 1e-5, scaled: true };
 
 // Large unrolled kernels compile slowly on the software GPUs, more so on a loaded machine.
 vi.setConfig({ testTimeout: 600_000 });
 
+/** The subgroup size a variant needs (null: none). */
+const subgroupLanes = (v: Variant): number | null => {
+  const g = v.kind === 'im2col' ? v.gemm : v;
+  return g.kind === 'reg' && g.sg ? g.wg : null;
+};
+
 forEachBackend('gemm variants', (getGpu) => {
   afterEach(() => forceGemmVariant(null));
+  /** Skip variants whose subgroups this adapter does not have. */
+  const skipUnsupported = (variant: Variant, skip: (note: string) => void) => {
+    const lanes = subgroupLanes(variant);
+    if (lanes !== null && getGpu().adapter.subgroupSize !== lanes) skip(`needs subgroups of ${lanes} lanes`);
+  };
 
   const all: Variant[] = [...VARIANTS, ...CONV3_VARIANTS, ...IM2COL_VARIANTS];
   for (const variant of all) {
-    if (variant.kind === 'reg' || variant.kind === 'tiled') it(`matmul ${variantKey(variant)}`, async () => {
+    if (variant.kind === 'reg' || variant.kind === 'tiled') it(`matmul ${variantKey(variant)}`, async (ctx) => {
+      skipUnsupported(variant, ctx.skip);
       forceGemmVariant(variant);
       const rng = makeRng(7);
       await scope(async () => {
@@ -129,7 +145,8 @@ forEachBackend('gemm variants', (getGpu) => {
 
     // conv2d reuses the same generators; check its gather paths on one variant of each kind
     if (!CONV_VARIANTS.has(anyVariantKey(variant))) continue;
-    it(`conv2d forward and gradients ${anyVariantKey(variant)}`, async () => {
+    it(`conv2d forward and gradients ${anyVariantKey(variant)}`, async (ctx) => {
+      skipUnsupported(variant, ctx.skip);
       forceGemmVariant(variant);
       const rng = makeRng(11);
       await scope(async () => {

@@ -13,6 +13,8 @@ export interface AdapterSummary {
   featureLevel: 'core' | 'compatibility';
   /** the driver's device name where it gives one (e.g. 'llvmpipe-...' on Mesa's software GL path) */
   device?: string;
+  /** the subgroup size where the device has subgroups of one fixed size (8 on lavapipe) */
+  subgroupSize?: number;
 }
 
 export interface MemoryStats {
@@ -72,10 +74,19 @@ export async function requestGpuFrom(gpu: GPU, backend: Backend = 'default'): Pr
     if (typeof v === 'number') requiredLimits[name] = v;
   }
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-  const info = adapter.info;
+  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const fixedSubgroups = device.features.has('subgroups') && info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize;
   return new Gpu(
     device,
-    { vendor: info.vendor, architecture: info.architecture, description: info.description, backend, featureLevel, device: info.device },
+    {
+      vendor: info.vendor,
+      architecture: info.architecture,
+      description: info.description,
+      backend,
+      featureLevel,
+      device: info.device,
+      ...(fixedSubgroups ? { subgroupSize: info.subgroupMinSize } : {}),
+    },
     gpu,
   );
 }

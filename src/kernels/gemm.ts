@@ -7,6 +7,9 @@
 //    while the lane operand is read with vec4 loads wherever it is contiguous (along the lane axis, or
 //    along k with a 4-step k loop). This is what wins on lavapipe/llvmpipe, where each divergent load is
 //    a loop over the SIMD lanes and barriers are coroutine switches.
+//    With `sg` (subgroups of exactly `wg` lanes), the shared operand is read once per lane instead of
+//    once per workgroup-uniform load and handed to every lane with subgroupBroadcast: llvmpipe runs
+//    any load inside a loop lane by lane, so a uniform load costs as much as `wg` divergent ones.
 //  - 'tiled': classic 16x16-thread workgroups staging TK-deep tiles of A and B in workgroup memory,
 //    each thread accumulating rm x rn outputs. What real GPUs want.
 // Any variant can split K (split-K): partial sums go to a scratch buffer and a second kernel adds them
@@ -54,7 +57,7 @@ export interface GemmSpec {
 }
 
 export type GemmVariant =
-  | { kind: 'reg'; lanes: 'n' | 'm'; tm: number; tn: number; wg: number; splitK: number }
+  | { kind: 'reg'; lanes: 'n' | 'm'; tm: number; tn: number; wg: number; splitK: number; sg?: boolean }
   | { kind: 'tiled'; rm: number; rn: number; tk: number; splitK: number };
 
 /** One launch of a plan: the kernel and the buffer names for @binding(0..). */
@@ -72,7 +75,7 @@ export interface GemmPlan {
 export const SCRATCH = 'partials_';
 
 export function variantKey(v: GemmVariant): string {
-  return v.kind === 'reg' ? `reg.${v.lanes}.${v.tm}x${v.tn}.wg${v.wg}.sk${v.splitK}` : `tiled.${v.rm}x${v.rn}.tk${v.tk}.sk${v.splitK}`;
+  return v.kind === 'reg' ? `reg.${v.lanes}.${v.tm}x${v.tn}.wg${v.wg}.sk${v.splitK}${v.sg ? '.sg' : ''}` : `tiled.${v.rm}x${v.rn}.tk${v.tk}.sk${v.splitK}`;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -169,6 +172,7 @@ function regKernel(spec: GemmSpec, v: Extract<GemmVariant, { kind: 'reg' }>, spl
   const L = lanesN ? N : M;
   const Usize = lanesN ? M : N;
   const WG = v.wg;
+  if (v.sg && TU % WG !== 0) throw new Error(`gemm ${variantKey(v)}: a subgroup-shared block of ${TU} is not a multiple of ${WG} lanes`);
   // D's strides along the lane axis and along k
   const sL = D.kind === 'strided' ? (lanesN ? D.colStride : D.rowStride) : 0;
   const sK = D.kind === 'strided' ? (lanesN ? D.rowStride : D.colStride) : 0;
@@ -195,18 +199,26 @@ function regKernel(spec: GemmSpec, v: Extract<GemmVariant, { kind: 'reg' }>, spl
   const laneCoord = (q: number) => `lb + ${u32(q * WG * g)} + lid.x * ${u32(g)}`;
   const lines: string[] = [];
   lines.push(`let lb = wid.x * ${u32(WG * TL)};`, `let ub = wid.y * ${u32(TU)};`);
-  for (const i of I) lines.push(`let u${i} = min(ub + ${u32(i)}, ${u32(Usize - 1)});`);
+  // rows of U this lane reads: all TU (each load workgroup-uniform), or with sg one in every WG
+  const S = range(TU / WG);
+  if (v.sg) for (const j of S) lines.push(`let s${j} = min(ub + ${u32(j * WG)} + lid.x, ${u32(Usize - 1)});`);
+  else for (const i of I) lines.push(`let u${i} = min(ub + ${u32(i)}, ${u32(Usize - 1)});`);
   for (const q of Q) lines.push(`let l${q} = min(${laneCoord(q)}, ${u32(L - g)});`);
   for (const i of I) for (const j of J) lines.push(`var acc${i}_${j} = 0.0;`);
 
-  // loads of U at (u_i, k)
-  const uElem = (i: number, k: string) => (lanesN ? elem(U, `u${i}`, k) : elem(U, k, `u${i}`));
+  // loads of U at (row, k)
+  const uElem = (row: string, k: string) => (lanesN ? elem(U, row, k) : elem(U, k, row));
   const dIndex = (q: number, k: string, c = '0u') =>
     D.kind === 'strided' ? (lanesN ? stridedIndex(D, k, `l${q} + ${c}`) : stridedIndex(D, `l${q} + ${c}`, k)) : '';
   const body: string[] = [];
   for (let kk = 0; kk < KU; kk++) {
     const k = kk === 0 ? 'k' : `k + ${u32(kk)}`;
-    for (const i of I) body.push(`let a${i}_${kk} = ${uElem(i, k)};`);
+    if (v.sg) {
+      for (const j of S) body.push(`let s${j}_${kk} = ${uElem(`s${j}`, k)};`);
+      for (const i of I) body.push(`let a${i}_${kk} = subgroupBroadcast(s${Math.floor(i / WG)}_${kk}, ${u32(i % WG)});`);
+    } else {
+      for (const i of I) body.push(`let a${i}_${kk} = ${uElem(`u${i}`, k)};`);
+    }
   }
   if (mode === 'lane') {
     for (const q of Q) body.push(`let d${q} = ${(D as { buffer: string }).buffer}[(${dIndex(q, 'k')}) >> 2u];`);
@@ -246,7 +258,7 @@ function regKernel(spec: GemmSpec, v: Extract<GemmVariant, { kind: 'reg' }>, spl
     }
   }
 
-  const code = `${binds.wgsl()}
+  const code = `${v.sg ? 'enable subgroups;\n' : ''}${binds.wgsl()}
 ${helpers(spec)}
 ${epilogueFn(sink)}
 @compute @workgroup_size(${WG})
