@@ -140,3 +140,19 @@ forEachBackend('memory budget', (getGpu) => {
     a.dispose();
   });
 });
+
+describe('memory budget from the environment', () => {
+  const backend = BACKENDS[0];
+  it.skipIf(!backend)('DISTILLKAC_GPU_MEMORY_MB sets it; a bad value is refused before a device is made', async () => {
+    try {
+      process.env.DISTILLKAC_GPU_MEMORY_MB = 'lots';
+      await expect(dawnGpu({ backend })).rejects.toThrow('DISTILLKAC_GPU_MEMORY_MB=lots: expected a positive number of MiB');
+      process.env.DISTILLKAC_GPU_MEMORY_MB = '96';
+      const gpu = await dawnGpu({ backend });
+      expect(gpu.memoryBudgetBytes).toBe(96 * 2 ** 20);
+      gpu.destroy();
+    } finally {
+      delete process.env.DISTILLKAC_GPU_MEMORY_MB;
+    }
+  });
+});

@@ -36,6 +36,7 @@ export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
     throw new Error(`unknown backend '${forced}' (DISTILLKAC_BACKEND or --backend): use default, vulkan or opengl`);
   }
   const name = opts.adapter ?? process.env.DISTILLKAC_ADAPTER;
+  const budgetMiB = budgetFromEnv();
   const order: Backend[] = forced ? [forced] : (await defaultIsMesaSoftware(name)) ? ['opengl', 'default'] : ['default', 'opengl'];
   const tried: string[] = [];
   for (const backend of order) {
@@ -44,7 +45,7 @@ export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
     const gpu = await requestGpuFrom(create(options), backend);
     if (gpu) {
       loadGemmCache();
-      gpu.memoryBudgetBytes = memoryBudget(gpu);
+      gpu.memoryBudgetBytes = budgetMiB !== null ? budgetMiB * 2 ** 20 : defaultMemoryBudget(gpu);
       return gpu;
     }
     tried.push(backend);
@@ -63,18 +64,21 @@ async function defaultIsMesaSoftware(name: string | undefined): Promise<boolean>
   return !!adapter && /llvmpipe/i.test(`${adapter.info.description} ${adapter.info.device}`);
 }
 
-/**
- * The device's memory budget: env DISTILLKAC_GPU_MEMORY_MB where set; else, on lavapipe (Vulkan on
- * the CPU), 3/4 of the host's RAM: its buffers are host memory, and when they run out the driver
- * ends the process instead of reporting out of memory. Other drivers report it themselves.
- */
-function memoryBudget(gpu: Gpu): number | null {
+/** The device memory budget asked for with env DISTILLKAC_GPU_MEMORY_MB (MiB), or null. */
+function budgetFromEnv(): number | null {
   const env = process.env.DISTILLKAC_GPU_MEMORY_MB;
-  if (env !== undefined && env !== '') {
-    const mb = Number(env);
-    if (!(mb > 0)) throw new Error(`DISTILLKAC_GPU_MEMORY_MB=${env}: expected a positive number of MiB`);
-    return mb * 2 ** 20;
-  }
+  if (env === undefined || env === '') return null;
+  const mib = Number(env);
+  if (!(mib > 0)) throw new Error(`DISTILLKAC_GPU_MEMORY_MB=${env}: expected a positive number of MiB`);
+  return mib;
+}
+
+/**
+ * Without DISTILLKAC_GPU_MEMORY_MB: on lavapipe (Vulkan on the CPU) 3/4 of the host's RAM, since its
+ * buffers are host memory and when they run out the driver ends the process instead of reporting
+ * out of memory; other drivers report it themselves (no budget).
+ */
+function defaultMemoryBudget(gpu: Gpu): number | null {
   const a = gpu.adapter;
   return a.backend !== 'opengl' && /llvmpipe|lavapipe/i.test(`${a.description} ${a.device ?? ''}`) ? Math.floor(totalmem() * 0.75) : null;
 }
