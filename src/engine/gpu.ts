@@ -118,6 +118,8 @@ interface CachedPipeline {
   layout: GPUBindGroupLayout;
 }
 
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
 /** Buffers are pooled by size class: sizes rounded up so each class wastes at most 1/8. */
 function sizeClass(bytes: number): number {
   const b = Math.max(16, Math.ceil(bytes / 16) * 16);
@@ -193,7 +195,6 @@ export class Gpu {
    *  failed allocation leaves an invalid buffer, and every bind group and submit using it fails). */
   private setOutOfMemory(bytes: number, kernel: string, detail: string, live = this.memory.liveBytes, pooled = this.memory.pooledBytes): void {
     if (this.pendingError instanceof GpuOutOfMemoryError) return;
-    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
     this.pendingError = new GpuOutOfMemoryError(
       `GPU out of memory${bytes ? ` allocating ${mib(bytes)}` : ''} for kernel ${kernel || '(none recorded yet)'} ` +
         `(${mib(live)} in live tensors and ${mib(pooled)} pooled at the time): ` +
@@ -251,7 +252,6 @@ export class Gpu {
         this.device.pushErrorScope('validation');
         buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
         void this.device.popErrorScope().catch(() => {});
-        const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
         driverError = Promise.resolve({ message: `past this device's memory budget of ${mib(budget)} (Gpu.memoryBudgetBytes; env DISTILLKAC_GPU_MEMORY_MB)` } as GPUError);
       } else {
         this.device.pushErrorScope('out-of-memory');
