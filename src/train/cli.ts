@@ -14,7 +14,7 @@ import { trainTeacher } from './teacher';
 import { samplingDefaults } from './weights';
 import { evaluate, metricsTable } from './evaluate';
 import { writeReport } from './report';
-import type { EngineName } from '../../bench/engines';
+import { ENGINES, type EngineName } from '../../bench/engines';
 
 const common: FlagSpecs = {
   backend: { type: 'string', choices: ['default', 'vulkan', 'opengl'], help: 'WebGPU backend (env DISTILLKAC_BACKEND)' },
@@ -122,7 +122,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       quick: { type: 'bool', default: false, help: 'fewer cases and iterations' },
       json: { type: 'path', help: 'write the results as JSON' },
       md: { type: 'path', help: 'write the results as markdown tables (with the command line)' },
-      engines: { type: 'list', choices: ['ours', 'tfjs', 'jax-js'] satisfies EngineName[], help: 'engines to time (default: all three)' },
+      engines: { type: 'list', choices: ENGINES, help: 'engines to time (default: all three)' },
       cases: { type: 'list', help: 'only cases whose name or shape contains one of these (e.g. matmul,reduction)' },
       'tune-cache': { type: 'path', help: 'load tuned GEMM/conv kernel choices from and save them to this file (training uses it through env DISTILLKAC_GEMM_CACHE)' },
       ...common,
