@@ -40,7 +40,6 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   if (K === 0) return zeros(outShape, { gpu: a.gpu }); // an empty sum
   const out = Tensor.empty(outShape, 'f32', a.gpu);
   if (out.size === 0) return out;
-  if (nb > 65535) throw new Error(`matmul: ${nb} batched products exceed the 65535 the launch grid allows; reshape into fewer, larger products`);
   const aSize = ar * ac;
   const bSize = br * bc;
   runGemm(
