@@ -604,6 +604,30 @@ forEachBackend('ops', (getGpu) => {
     });
   });
 
+  it('float ops reject int32 tensors instead of reading their bits as floats', async () => {
+    await scope(() => {
+      const i = tensor(Int32Array.from([1, 2, 3, 4]), [2, 2]);
+      const f = ones([2, 2]);
+      expect(() => i.sum()).toThrow(/sum: expects float32 tensors, got i32 of shape \[2, 2\]/);
+      expect(() => i.mean(0)).toThrow(/mean: expects float32/);
+      expect(() => i.max()).toThrow(/max: expects float32/);
+      expect(() => i.var()).toThrow(/var: expects float32/);
+      expect(() => i.matmul(f)).toThrow(/matmul: expects float32/);
+      expect(() => f.matmul(i)).toThrow(/matmul: expects float32/);
+      expect(() => i.softmax()).toThrow(/softmax: expects float32/);
+      expect(() => i.logSoftmax()).toThrow(/logSoftmax: expects float32/);
+      expect(() => i.where(f, f)).toThrow(/where: expects float32/);
+      expect(() => f.where(i, 0)).toThrow(/where: expects float32/);
+      const i4 = i.reshape([1, 1, 2, 2]);
+      expect(() => i4.conv2d(ones([1, 1, 1, 1]))).toThrow(/conv2d: expects float32/);
+      expect(() => ones([1, 1, 2, 2]).conv2d(i.reshape([4, 1, 1, 1]))).toThrow(/conv2d: expects float32/);
+      expect(() => i4.upsample2x()).toThrow(/upsample2x: expects float32/);
+      expect(() => i4.avgPool2x()).toThrow(/avgPool2x: expects float32/);
+      expect(() => tensor(Int32Array.from([0]), [1]).gather(i)).toThrow(/embedding: expects a table \[V, D\] and int32 indices, got i32 \[2, 2\]/);
+      expect(() => concat([f, i])).toThrow(/concat: tensors must share one dtype and device, got f32 \[2, 2\], i32 \[2, 2\]/);
+    });
+  });
+
   // ---- creation ----
   it('full, zeros, ones and arange', async () => {
     await scope(async () => {

@@ -21,6 +21,13 @@ export function launch(kernel: Kernel, inputs: Tensor[], shape: Shape, dtype: DT
   return out;
 }
 
+/** Throws unless every given tensor is float32, naming the op (int32 tensors hold labels and indices). */
+export function expectFloat(op: string, ...ts: (Tensor | null | undefined)[]): void {
+  for (const t of ts) {
+    if (t && t.dtype !== 'f32') throw new Error(`${op}: expects float32 tensors, got ${t.dtype} of shape ${shapeStr(t.shape)}`);
+  }
+}
+
 /** NumPy broadcasting of shapes; throws naming the op and the shapes. */
 export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
   const nd = Math.max(...shapes.map((s) => s.length));

@@ -6,7 +6,7 @@ import { convProblem, runProblem } from '../gemm';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
 import { u32, i32 } from '../../kernels/kernel';
 import { Tensor, recordGrad } from '../tensor';
-import { launch } from './base';
+import { expectFloat, launch } from './base';
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -265,6 +265,7 @@ function gradWeight(g: Tensor, x: Tensor, s: Geometry): Tensor {
 }
 
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  expectFloat('conv2d', x, weight, bias);
   const s = geometry(x, weight, opts);
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== s.cout)) {
     throw new Error(`conv2d: bias must have shape [${s.cout}], got ${str(bias.shape)}`);
@@ -279,6 +280,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
 }
 
 function check4d(op: string, x: Tensor, even: boolean): void {
+  expectFloat(op, x);
   if (x.ndim !== 4 || (even && (x.shape[2] % 2 !== 0 || x.shape[3] % 2 !== 0))) {
     throw new Error(`${op}: expects [N, C, H, W]${even ? ' with even H and W' : ''}, got ${str(x.shape)}`);
   }

@@ -93,6 +93,9 @@ export function concat(xs: Tensor[], axis = 0): Tensor {
     if (t.ndim !== nd || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
       throw new Error(`concat: shapes ${xs.map((t) => str(t.shape)).join(', ')} differ outside axis ${ax}`);
     }
+    if (t.dtype !== xs[0].dtype || t.gpu !== xs[0].gpu) {
+      throw new Error(`concat: tensors must share one dtype and device, got ${xs.map((t) => `${t.dtype} ${str(t.shape)}`).join(', ')}`);
+    }
   }
   const shape = [...xs[0].shape];
   shape[ax] = xs.reduce((a, t) => a + t.shape[ax], 0);
