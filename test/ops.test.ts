@@ -482,6 +482,29 @@ forEachBackend('ops', (getGpu) => {
     });
   });
 
+  it('reductions over an empty axis: sum 0, mean NaN, max a clear error; broadcasts over empty tensors differentiate', async () => {
+    await scope(async () => {
+      const x = zeros([0, 3], { requiresGrad: true });
+      const s = x.sum(0);
+      expect(s.shape).toEqual([3]);
+      expect(Array.from(await readF64(s))).toEqual([0, 0, 0]);
+      expect(Array.from(await readF64(x.sum([0, 1], true)))).toEqual([0]);
+      expect(x.mean().shape).toEqual([]);
+      expect(Array.from(await readF64(x.mean()))).toEqual([NaN]);
+      expect(Array.from(await readF64(x.var(0)))).toEqual([NaN, NaN, NaN]);
+      expect(x.max(1).shape).toEqual([0]); // a non-empty axis of an empty tensor: nothing to reduce
+      expect(() => x.max(0)).toThrow(/max: cannot reduce over the empty axes of shape \[0, 3\]/);
+      // [1, 3] + [0, 3] -> [0, 3]: the gradient of the broadcast operand sums no rows
+      const b = tensor([1, 2, 3], [1, 3], { requiresGrad: true });
+      x.add(b).sum().backward();
+      expect(b.grad!.shape).toEqual([1, 3]);
+      expect(Array.from(await readF64(b.grad!))).toEqual([0, 0, 0]);
+      expect(x.grad!.shape).toEqual([0, 3]);
+      x.grad!.dispose();
+      b.grad!.dispose();
+    });
+  });
+
   // ---- matmul ----
   // (every distinct matmul shape compiles three GEMM pipelines, which is slow on a software GPU)
   const MATMUL: [number[], number[]][] = [

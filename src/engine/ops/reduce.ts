@@ -1,7 +1,7 @@
 // Reductions: sum, mean, max, var over any axes, with keepdims; and sumTo (undo a broadcast).
 import { reducePlan, type ReduceOp } from '../../kernels/reduce';
 import { Tensor, recordGrad } from '../tensor';
-import { ew, expectFloat, launch } from './base';
+import { ew, expectFloat, full, launch } from './base';
 
 export type Axes = number | number[] | undefined;
 
@@ -25,7 +25,14 @@ function keptShape(shape: number[], axes: number[], keepdims: boolean): number[]
 
 function reduceRaw(x: Tensor, axes: number[], op: ReduceOp, scale: number, keepdims: boolean): Tensor {
   const outShape = keptShape(x.shape, axes, keepdims);
-  if (x.size === 0 || axes.length === 0) {
+  if (x.size === 0) {
+    if (op === 'max' && axes.some((d) => x.shape[d] === 0)) {
+      throw new Error(`max: cannot reduce over the empty axes of shape [${x.shape.join(', ')}] (the maximum of no elements is undefined)`);
+    }
+    // an empty sum is 0; an empty mean (scale 1/0) is NaN, as in NumPy and PyTorch
+    return full(outShape, 0 * scale, { gpu: x.gpu });
+  }
+  if (axes.length === 0) {
     return scale === 1 ? x.clone().reshape(outShape) : x.mul(scale).reshape(outShape);
   }
   const plan = reducePlan(`${op}[${x.shape}] axes ${axes}`, x.shape, axes, op, scale);
