@@ -651,6 +651,24 @@ forEachBackend('ops', (getGpu) => {
     });
   });
 
+  it('shape ops reject non-integer axes, offsets and sizes, and more axes than the tensor has', async () => {
+    await scope(() => {
+      const x = zeros([2, 3]);
+      // a non-integer axis used to be accepted: concat of two [2, 3] gave [2, 3]
+      expect(() => concat([x, x], 0.5)).toThrow(/concat: axis 0.5 out of range for 2-d tensors/);
+      expect(() => concat([x, x], NaN)).toThrow(/concat: axis NaN out of range/);
+      expect(() => x.slice([0.5], [2])).toThrow(/slice: \[\[0.5\], \[2\]\) is out of range for shape \[2, 3\]/);
+      expect(() => x.slice([0, 0, 0], [1, 1, 1])).toThrow(/slice: .* has more axes than shape \[2, 3\]/);
+      expect(() => x.pad([[1, 1], [0, 0], [1, 1]])).toThrow(/pad: 3 \[before, after\] pairs for the 2 axes of \[2, 3\]/);
+      expect(() => x.permute([0.5, 1])).toThrow(/permute: \[0.5, 1\] is not a permutation of the 2 axes of \[2, 3\]/);
+      expect(() => x.transpose(0.5, 1)).toThrow(/transpose: axes 0.5, 1 out of range for \[2, 3\]/);
+      expect(() => x.reshape([2, 1, 3]).expand([2, -1, 3])).toThrow(/expand: cannot expand \[2, 1, 3\] to \[2, -1, 3\]/);
+      expect(() => x.reshape([2, 1, 3]).expand([2, NaN, 3])).toThrow(/expand: cannot expand/);
+      expect(() => x.softmax(2)).toThrow(/softmax: axis 2 is out of range for shape \[2, 3\]/);
+      expect(() => x.logSoftmax(-3)).toThrow(/logSoftmax: axis -3 is out of range/);
+    });
+  });
+
   // ---- creation ----
   it('full, zeros, ones and arange', async () => {
     await scope(async () => {
@@ -797,6 +815,10 @@ forEachBackend('ops', (getGpu) => {
       expect(() => x.conv2d(zeros([6, 4, 7, 7]))).toThrow(/conv2d: kernel 7x7 is larger than the padded input 5x5/);
       expect(() => x.conv2d(zeros([6, 4, 3, 3]), zeros([5]))).toThrow(/conv2d: bias must have shape \[6\], got \[5\]/);
       expect(() => zeros([4, 5, 5]).conv2d(zeros([6, 4, 3, 3]))).toThrow(/conv2d: expects x \[N, C, H, W\]/);
+      // fractional strides and paddings used to run (stride 1.5 as 1, padding 0.5 as 0 with a padded output size)
+      expect(() => x.conv2d(zeros([6, 4, 3, 3]), null, { stride: 1.5 })).toThrow(/conv2d: stride must be an integer >= 1 and padding an integer >= 0, got stride 1.5,1.5/);
+      expect(() => x.conv2d(zeros([6, 4, 3, 3]), null, { padding: [0, 0.5] })).toThrow(/conv2d: stride must be an integer >= 1 .* padding 0,0.5/);
+      expect(() => x.conv2d(zeros([6, 4, 3, 3]), null, { stride: NaN })).toThrow(/conv2d: stride must be an integer/);
     });
   });
 

@@ -37,7 +37,9 @@ function geometry(x: Tensor, w: Tensor, opts: Conv2dOptions): Geometry {
   if (!Number.isInteger(g) || g < 1 || cin % g !== 0 || cout % g !== 0 || cinG !== cin / g) {
     throw new Error(`conv2d: groups=${g} does not fit input channels ${cin}, output channels ${cout} and weight ${str(w.shape)} (need Cin and Cout divisible by groups, weight dim 1 = Cin/groups)`);
   }
-  if (sh < 1 || sw < 1 || ph < 0 || pw < 0) throw new Error(`conv2d: stride must be >= 1 and padding >= 0, got stride ${sh},${sw} padding ${ph},${pw}`);
+  if (![sh, sw].every((v) => Number.isInteger(v) && v >= 1) || ![ph, pw].every((v) => Number.isInteger(v) && v >= 0)) {
+    throw new Error(`conv2d: stride must be an integer >= 1 and padding an integer >= 0, got stride ${sh},${sw} padding ${ph},${pw}`);
+  }
   const ho = Math.floor((h + 2 * ph - kh) / sh) + 1;
   const wo = Math.floor((wd + 2 * pw - kw) / sw) + 1;
   if (ho < 1 || wo < 1) throw new Error(`conv2d: kernel ${kh}x${kw} is larger than the padded input ${h + 2 * ph}x${wd + 2 * pw}`);

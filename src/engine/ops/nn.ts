@@ -3,11 +3,13 @@
 import { gatherRowsKernel, scatterRowsKernel } from '../../kernels/indexing';
 import { Tensor, noGrad, recordGrad } from '../tensor';
 import { ew, expectFloat, launch } from './base';
+import { normAxes } from './reduce';
 
 const str = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 export function softmax(x: Tensor, axis = -1): Tensor {
   expectFloat('softmax', x);
+  normAxes('softmax', x.shape, axis);
   const shifted = x.sub(noGrad(() => x.max(axis, true)));
   const e = shifted.exp();
   return e.div(e.sum(axis, true));
@@ -15,6 +17,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   expectFloat('logSoftmax', x);
+  normAxes('logSoftmax', x.shape, axis);
   const shifted = x.sub(noGrad(() => x.max(axis, true)));
   return shifted.sub(shifted.exp().sum(axis, true).log());
 }
