@@ -686,6 +686,23 @@ forEachBackend('ops', (getGpu) => {
     });
   });
 
+  it('int32 creation: the full int32 range, out-of-range values refused, dtype honoured for typed arrays', async () => {
+    await scope(async () => {
+      // -2147483648 has no WGSL literal (2147483648i does not exist)
+      expect(Array.from(await full([2], -2147483648, { dtype: 'i32' }).toArray())).toEqual([-2147483648, -2147483648]);
+      expect(Array.from(await full([1], 2147483647, { dtype: 'i32' }).toArray())).toEqual([2147483647]);
+      expect(Array.from(await tensor(Int32Array.from([5]), [1, 1]).pad([[0, 0], [1, 0]], -2147483648).toArray())).toEqual([-2147483648, 5]);
+      expect(() => full([2], 3e9, { dtype: 'i32' })).toThrow(/full: 3000000000 is not an int32 value/);
+      expect(() => full([2], 1.5, { dtype: 'i32' })).toThrow(/full: 1.5 is not an int32 value/);
+      const fromF32 = tensor(Float32Array.from([1, -2]), [2], { dtype: 'i32' });
+      expect(fromF32.dtype).toBe('i32');
+      expect(Array.from(await fromF32.toArray())).toEqual([1, -2]);
+      const fromI32 = tensor(Int32Array.from([3, 4]), [2], { dtype: 'f32' });
+      expect(fromI32.dtype).toBe('f32');
+      expect(Array.from(await fromI32.toArray())).toEqual([3, 4]);
+    });
+  });
+
   // compiling a pipeline costs ~0.5 s on a software GPU: kernels whose only shape dependence is their
   // size read it at run time, so a new size reuses the compiled pipeline
   it('one pipeline serves every size of a same-shape elementwise op, a flat concat and rand', async () => {

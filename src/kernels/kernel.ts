@@ -77,7 +77,7 @@ export const sizedIndex = (block: string) => `let t = gid.x + gid.y * ${block}.r
 
 /** WGSL literals: baked shape constants keep index arithmetic cheap (division by constants). */
 export const u32 = (n: number): string => `${n >>> 0}u`;
-export const i32 = (n: number): string => `${n | 0}i`;
+export const i32 = (n: number): string => ((n | 0) === -2147483648 ? '(-2147483647i - 1i)' : `${n | 0}i`); // 2147483648i does not exist
 /** Non-finite values are not constant-expressions in WGSL, so they come from private variables;
  *  a kernel that may receive them includes NON_FINITE. */
 export const NON_FINITE = `var<private> F32_NAN_BITS: u32 = 0x7fc00000u;
