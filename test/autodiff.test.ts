@@ -154,6 +154,18 @@ forEachBackend('autodiff', (getGpu) => {
       expect(x.grad).toBeNull();
     }));
 
+  it('backward() on a tensor that does not require gradients throws instead of giving it a .grad', () =>
+    leakFree(() => {
+      const x = tensor([1, 2, 3], [3]);
+      const loss = x.mul(2).sum();
+      expect(() => loss.backward()).toThrow(/backward\(\): this tensor of shape \[\] does not require gradients/);
+      expect(loss.grad).toBeNull();
+      const w = tensor([1, 2, 3], [3], { requiresGrad: true });
+      const frozen = noGrad(() => w.mul(x).sum());
+      expect(() => frozen.backward()).toThrow(/does not require gradients/);
+      expect(w.grad).toBeNull();
+    }));
+
   it('.grad accumulates across backward calls until reset', () =>
     leakFree(async () => {
       const rng = makeRng(6);

@@ -344,6 +344,9 @@ export class Tensor {
     if (!seed && this.size !== 1) {
       throw new Error(`backward(): output has shape [${this.shape.join(', ')}]; pass a seed gradient of that shape for non-scalar outputs`);
     }
+    if (!this.requiresGrad) {
+      throw new Error(`backward(): this tensor of shape [${this.shape.join(', ')}] does not require gradients (no input had requiresGrad, or it was computed under noGrad or from a detached tensor)`);
+    }
     if (seed && seed.shape.join() !== this.shape.join()) {
       throw new Error(`backward(): seed shape [${seed.shape.join(', ')}] does not match output shape [${this.shape.join(', ')}]`);
     }
