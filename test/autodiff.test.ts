@@ -338,6 +338,24 @@ forEachBackend('autodiff', (getGpu) => {
       expect(gpu.memory.liveBytes).toBe(before);
     }));
 
+  it('scopes run concurrently fail clearly and still free their tensors', async () => {
+    const gpu = getGpu();
+    const before = gpu.memory.liveBytes;
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    const first = scope(async () => {
+      zeros([1000]);
+      await tick();
+    });
+    const second = scope(async () => {
+      zeros([1000]);
+      await tick();
+      await tick();
+    });
+    await expect(first).rejects.toThrow(/memory scopes closed out of order/);
+    await second;
+    expect(gpu.memory.liveBytes, 'bytes still live after both scopes').toBe(before);
+  });
+
   it('a scope that throws frees its tensors and rethrows', () =>
     leakFree(async (gpu) => {
       const before = gpu.memory.liveBytes;
