@@ -154,6 +154,18 @@ forEachBackend('autodiff', (getGpu) => {
       expect(x.grad).toBeNull();
     }));
 
+  it('backward() on a tensor that does not require gradients throws instead of giving it a .grad', () =>
+    leakFree(() => {
+      const x = tensor([1, 2, 3], [3]);
+      const loss = x.mul(2).sum();
+      expect(() => loss.backward()).toThrow(/backward\(\): this tensor of shape \[\] does not require gradients/);
+      expect(loss.grad).toBeNull();
+      const w = tensor([1, 2, 3], [3], { requiresGrad: true });
+      const frozen = noGrad(() => w.mul(x).sum());
+      expect(() => frozen.backward()).toThrow(/does not require gradients/);
+      expect(w.grad).toBeNull();
+    }));
+
   it('.grad accumulates across backward calls until reset', () =>
     leakFree(async () => {
       const rng = makeRng(6);
@@ -325,6 +337,24 @@ forEachBackend('autodiff', (getGpu) => {
       z.dispose();
       expect(gpu.memory.liveBytes).toBe(before);
     }));
+
+  it('scopes run concurrently fail clearly and still free their tensors', async () => {
+    const gpu = getGpu();
+    const before = gpu.memory.liveBytes;
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    const first = scope(async () => {
+      zeros([1000]);
+      await tick();
+    });
+    const second = scope(async () => {
+      zeros([1000]);
+      await tick();
+      await tick();
+    });
+    await expect(first).rejects.toThrow(/memory scopes closed out of order/);
+    await second;
+    expect(gpu.memory.liveBytes, 'bytes still live after both scopes').toBe(before);
+  });
 
   it('a scope that throws frees its tensors and rethrows', () =>
     leakFree(async (gpu) => {

@@ -5,7 +5,7 @@ import { afterEach, expect, it, vi } from 'vitest';
 import { type GemmVariant, gemmPlan, variantKey } from '../src/kernels/gemm';
 import type { Conv3Variant } from '../src/kernels/conv3';
 import { type Variant, anyVariantKey, forceGemmVariant, exportGemmChoices, importGemmChoices, clearGemmChoices, pendingGemmClasses, tuneGemms } from '../src/engine/gemm';
-import { conv2d, matmulRaw, scope } from '../src/engine/index';
+import { conv2d, matmulRaw, scope, tensor } from '../src/engine/index';
 import { NDArray, conv2d as refConv2d, makeRng, matmul as refMatmul, transpose as refTranspose } from './reference';
 import { expectTensorClose, forEachBackend, randF32, upload } from './helpers/gpu';
 
@@ -167,6 +167,35 @@ forEachBackend('gemm variants', (getGpu) => {
           await expectTensorClose(xt.grad!, dx, TOL, `${label} dx`);
           await expectTensorClose(wt.grad!, dw, TOL, `${label} dw`);
         }
+      });
+    });
+  }
+
+  // more than 65535 workgroups along one grid dimension: a batch of 70000 products (grid z), and
+  // 600000 rows (grid y for lanes along n, 75000 workgroups of 8 rows)
+  // (one variant of each kind: lanes along n and m, workgroup tiles, subgroups, direct 3x3)
+  for (const variant of [VARIANTS[0], VARIANTS[3], VARIANTS[5], VARIANTS[9], CONV3_VARIANTS[0]] as Variant[]) {
+    it(`launch grids beyond 65535 workgroups per dimension ${anyVariantKey(variant)}`, async (ctx) => {
+      skipUnsupported(variant, ctx.skip);
+      forceGemmVariant(variant);
+      await scope(async () => {
+        const B = 70_000;
+        const a = Float32Array.from({ length: 2 * B }, (_, i) => (i % 5) - 2);
+        const b = Float32Array.from({ length: 2 * B }, (_, i) => (i % 3) - 1);
+        const y = await matmulRaw(tensor(a, [B, 1, 2]), tensor(b, [B, 2, 1])).toArray();
+        const expected = Float32Array.from({ length: B }, (_, k) => a[2 * k] * b[2 * k] + a[2 * k + 1] * b[2 * k + 1]);
+        expect(Array.from(y).findIndex((v, k) => v !== expected[k]), 'first wrong batch').toBe(-1);
+        const M = 600_000;
+        const col = Float32Array.from({ length: M }, (_, i) => (i % 7) - 3);
+        const outer = await matmulRaw(tensor(col, [M, 1]), tensor([1, 2, 3], [1, 3])).toArray();
+        expect(Array.from(outer).findIndex((v, i) => v !== col[Math.floor(i / 3)] * ((i % 3) + 1)), 'first wrong row').toBe(-1);
+        // conv2d over 70000 images (implicit GEMM batch, or the direct 3x3 kernel's grid z)
+        const x = tensor(Float32Array.from({ length: B * 16 }, (_, i) => (i % 4) + 1), [B, 1, 4, 4]);
+        const c = await conv2d(x, tensor(new Float32Array(9).fill(1), [1, 1, 3, 3]), null, { padding: 1 }).toArray();
+        // every row of each 4x4 image is 1 2 3 4: a 3x3 box sum with zero padding covers 2 or 3 rows
+        // of the column sums 3 6 9 7
+        const image = Array.from({ length: 16 }, (_, i) => (i < 4 || i >= 12 ? 2 : 3) * [3, 6, 9, 7][i % 4]);
+        expect(Array.from(c).findIndex((v, i) => v !== image[i % 16]), 'first wrong conv output').toBe(-1);
       });
     });
   }

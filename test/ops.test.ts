@@ -482,6 +482,29 @@ forEachBackend('ops', (getGpu) => {
     });
   });
 
+  it('reductions over an empty axis: sum 0, mean NaN, max a clear error; broadcasts over empty tensors differentiate', async () => {
+    await scope(async () => {
+      const x = zeros([0, 3], { requiresGrad: true });
+      const s = x.sum(0);
+      expect(s.shape).toEqual([3]);
+      expect(Array.from(await readF64(s))).toEqual([0, 0, 0]);
+      expect(Array.from(await readF64(x.sum([0, 1], true)))).toEqual([0]);
+      expect(x.mean().shape).toEqual([]);
+      expect(Array.from(await readF64(x.mean()))).toEqual([NaN]);
+      expect(Array.from(await readF64(x.var(0)))).toEqual([NaN, NaN, NaN]);
+      expect(x.max(1).shape).toEqual([0]); // a non-empty axis of an empty tensor: nothing to reduce
+      expect(() => x.max(0)).toThrow(/max: cannot reduce over the empty axes of shape \[0, 3\]/);
+      // [1, 3] + [0, 3] -> [0, 3]: the gradient of the broadcast operand sums no rows
+      const b = tensor([1, 2, 3], [1, 3], { requiresGrad: true });
+      x.add(b).sum().backward();
+      expect(b.grad!.shape).toEqual([1, 3]);
+      expect(Array.from(await readF64(b.grad!))).toEqual([0, 0, 0]);
+      expect(x.grad!.shape).toEqual([0, 3]);
+      x.grad!.dispose();
+      b.grad!.dispose();
+    });
+  });
+
   // ---- matmul ----
   // (every distinct matmul shape compiles three GEMM pipelines, which is slow on a software GPU)
   const MATMUL: [number[], number[]][] = [
@@ -604,6 +627,48 @@ forEachBackend('ops', (getGpu) => {
     });
   });
 
+  it('float ops reject int32 tensors instead of reading their bits as floats', async () => {
+    await scope(() => {
+      const i = tensor(Int32Array.from([1, 2, 3, 4]), [2, 2]);
+      const f = ones([2, 2]);
+      expect(() => i.sum()).toThrow(/sum: expects float32 tensors, got i32 of shape \[2, 2\]/);
+      expect(() => i.mean(0)).toThrow(/mean: expects float32/);
+      expect(() => i.max()).toThrow(/max: expects float32/);
+      expect(() => i.var()).toThrow(/var: expects float32/);
+      expect(() => i.matmul(f)).toThrow(/matmul: expects float32/);
+      expect(() => f.matmul(i)).toThrow(/matmul: expects float32/);
+      expect(() => i.softmax()).toThrow(/softmax: expects float32/);
+      expect(() => i.logSoftmax()).toThrow(/logSoftmax: expects float32/);
+      expect(() => i.where(f, f)).toThrow(/where: expects float32/);
+      expect(() => f.where(i, 0)).toThrow(/where: expects float32/);
+      const i4 = i.reshape([1, 1, 2, 2]);
+      expect(() => i4.conv2d(ones([1, 1, 1, 1]))).toThrow(/conv2d: expects float32/);
+      expect(() => ones([1, 1, 2, 2]).conv2d(i.reshape([4, 1, 1, 1]))).toThrow(/conv2d: expects float32/);
+      expect(() => i4.upsample2x()).toThrow(/upsample2x: expects float32/);
+      expect(() => i4.avgPool2x()).toThrow(/avgPool2x: expects float32/);
+      expect(() => tensor(Int32Array.from([0]), [1]).gather(i)).toThrow(/embedding: expects a table \[V, D\] and int32 indices, got i32 \[2, 2\]/);
+      expect(() => concat([f, i])).toThrow(/concat: tensors must share one dtype and device, got f32 \[2, 2\], i32 \[2, 2\]/);
+    });
+  });
+
+  it('shape ops reject non-integer axes, offsets and sizes, and more axes than the tensor has', async () => {
+    await scope(() => {
+      const x = zeros([2, 3]);
+      // a non-integer axis used to be accepted: concat of two [2, 3] gave [2, 3]
+      expect(() => concat([x, x], 0.5)).toThrow(/concat: axis 0.5 out of range for 2-d tensors/);
+      expect(() => concat([x, x], NaN)).toThrow(/concat: axis NaN out of range/);
+      expect(() => x.slice([0.5], [2])).toThrow(/slice: \[\[0.5\], \[2\]\) is out of range for shape \[2, 3\]/);
+      expect(() => x.slice([0, 0, 0], [1, 1, 1])).toThrow(/slice: .* has more axes than shape \[2, 3\]/);
+      expect(() => x.pad([[1, 1], [0, 0], [1, 1]])).toThrow(/pad: 3 \[before, after\] pairs for the 2 axes of \[2, 3\]/);
+      expect(() => x.permute([0.5, 1])).toThrow(/permute: \[0.5, 1\] is not a permutation of the 2 axes of \[2, 3\]/);
+      expect(() => x.transpose(0.5, 1)).toThrow(/transpose: axes 0.5, 1 out of range for \[2, 3\]/);
+      expect(() => x.reshape([2, 1, 3]).expand([2, -1, 3])).toThrow(/expand: cannot expand \[2, 1, 3\] to \[2, -1, 3\]/);
+      expect(() => x.reshape([2, 1, 3]).expand([2, NaN, 3])).toThrow(/expand: cannot expand/);
+      expect(() => x.softmax(2)).toThrow(/softmax: axis 2 is out of range for shape \[2, 3\]/);
+      expect(() => x.logSoftmax(-3)).toThrow(/logSoftmax: axis -3 is out of range/);
+    });
+  });
+
   // ---- creation ----
   it('full, zeros, ones and arange', async () => {
     await scope(async () => {
@@ -618,6 +683,23 @@ forEachBackend('ops', (getGpu) => {
       const fi = full([3], -7, { dtype: 'i32' });
       expect(Array.from(await fi.toArray())).toEqual([-7, -7, -7]);
       expect(() => tensor([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\]/);
+    });
+  });
+
+  it('int32 creation: the full int32 range, out-of-range values refused, dtype honoured for typed arrays', async () => {
+    await scope(async () => {
+      // -2147483648 has no WGSL literal (2147483648i does not exist)
+      expect(Array.from(await full([2], -2147483648, { dtype: 'i32' }).toArray())).toEqual([-2147483648, -2147483648]);
+      expect(Array.from(await full([1], 2147483647, { dtype: 'i32' }).toArray())).toEqual([2147483647]);
+      expect(Array.from(await tensor(Int32Array.from([5]), [1, 1]).pad([[0, 0], [1, 0]], -2147483648).toArray())).toEqual([-2147483648, 5]);
+      expect(() => full([2], 3e9, { dtype: 'i32' })).toThrow(/full: 3000000000 is not an int32 value/);
+      expect(() => full([2], 1.5, { dtype: 'i32' })).toThrow(/full: 1.5 is not an int32 value/);
+      const fromF32 = tensor(Float32Array.from([1, -2]), [2], { dtype: 'i32' });
+      expect(fromF32.dtype).toBe('i32');
+      expect(Array.from(await fromF32.toArray())).toEqual([1, -2]);
+      const fromI32 = tensor(Int32Array.from([3, 4]), [2], { dtype: 'f32' });
+      expect(fromI32.dtype).toBe('f32');
+      expect(Array.from(await fromI32.toArray())).toEqual([3, 4]);
     });
   });
 
@@ -750,6 +832,10 @@ forEachBackend('ops', (getGpu) => {
       expect(() => x.conv2d(zeros([6, 4, 7, 7]))).toThrow(/conv2d: kernel 7x7 is larger than the padded input 5x5/);
       expect(() => x.conv2d(zeros([6, 4, 3, 3]), zeros([5]))).toThrow(/conv2d: bias must have shape \[6\], got \[5\]/);
       expect(() => zeros([4, 5, 5]).conv2d(zeros([6, 4, 3, 3]))).toThrow(/conv2d: expects x \[N, C, H, W\]/);
+      // fractional strides and paddings used to run (stride 1.5 as 1, padding 0.5 as 0 with a padded output size)
+      expect(() => x.conv2d(zeros([6, 4, 3, 3]), null, { stride: 1.5 })).toThrow(/conv2d: stride must be an integer >= 1 and padding an integer >= 0, got stride 1.5,1.5/);
+      expect(() => x.conv2d(zeros([6, 4, 3, 3]), null, { padding: [0, 0.5] })).toThrow(/conv2d: stride must be an integer >= 1 .* padding 0,0.5/);
+      expect(() => x.conv2d(zeros([6, 4, 3, 3]), null, { stride: NaN })).toThrow(/conv2d: stride must be an integer/);
     });
   });
 

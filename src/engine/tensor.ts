@@ -79,16 +79,19 @@ function collectTensors(value: unknown, into: Set<Tensor>, seen = new Set<unknow
 }
 
 function closeScope(own: Set<Tensor>, result: unknown): void {
-  if (scopes[scopes.length - 1] !== own) {
-    throw new Error('memory scopes closed out of order: scopes nest, and two scopes may not run concurrently (await one before starting the next)');
-  }
-  scopes.pop();
+  // out of order, the scope still closes (left on the stack, it would own every later tensor forever)
+  const at = scopes.lastIndexOf(own);
+  const inOrder = at === scopes.length - 1;
+  scopes.splice(at, 1);
   const kept = new Set<Tensor>();
   collectTensors(result, kept);
-  const parent = scopes[scopes.length - 1];
+  const parent = scopes[at - 1];
   for (const t of own) {
     if (kept.has(t)) parent?.add(t);
     else t.dispose();
+  }
+  if (!inOrder) {
+    throw new Error('memory scopes closed out of order: scopes nest, and two scopes may not run concurrently (await one before starting the next)');
   }
 }
 
@@ -343,6 +346,9 @@ export class Tensor {
   backward(seed?: Tensor): void {
     if (!seed && this.size !== 1) {
       throw new Error(`backward(): output has shape [${this.shape.join(', ')}]; pass a seed gradient of that shape for non-scalar outputs`);
+    }
+    if (!this.requiresGrad) {
+      throw new Error(`backward(): this tensor of shape [${this.shape.join(', ')}] does not require gradients (no input had requiresGrad, or it was computed under noGrad or from a detached tensor)`);
     }
     if (seed && seed.shape.join() !== this.shape.join()) {
       throw new Error(`backward(): seed shape [${seed.shape.join(', ')}] does not match output shape [${this.shape.join(', ')}]`);

@@ -9,7 +9,7 @@
 // The same kernel computes the input gradient of such a convolution (a 3x3 convolution of the output
 // gradient with the flipped, transposed weights): the caller supplies the weight indexing.
 import type { GemmLaunch, GemmPlan } from './gemm';
-import { u32 } from './kernel';
+import { foldedGrid, u32 } from './kernel';
 
 export interface Conv3Spec {
   name: string;
@@ -118,10 +118,12 @@ export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
       );
     }
   }
+  const grid = foldedGrid([Math.ceil(N / (WG * 4 * Q)), Math.ceil(M / TM), batch]);
   const code = `${decls.join('\n')}
 ${spec.epilogue ? `fn epilogue(v: f32, b: u32, m: u32, n: u32) -> f32 { return ${spec.epilogue.expr}; }` : ''}
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u) {
+  ${grid.prelude}
   let b = wid.z;
   ${pre.join('\n  ')}
   for (var c = 0u; c < ${u32(C)}; c++) {
@@ -131,7 +133,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   ${stores.join('\n  ')}
 }`;
   const launch: GemmLaunch = {
-    kernel: { name: spec.name, code, workgroups: [Math.ceil(N / (WG * 4 * Q)), Math.ceil(M / TM), batch] },
+    kernel: { name: spec.name, code, workgroups: grid.workgroups },
     bindings: names,
   };
   return { launches: [launch] };

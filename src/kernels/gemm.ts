@@ -14,7 +14,7 @@
 //    each thread accumulating rm x rn outputs. What real GPUs want.
 // Any variant can split K (split-K): partial sums go to a scratch buffer and a second kernel adds them
 // and applies the epilogue; this keeps long-K / small-output products (conv weight gradients) parallel.
-import { type Kernel, linearLaunch, u32 } from './kernel';
+import { type Kernel, foldedGrid, linearLaunch, u32 } from './kernel';
 
 /** How to read one operand as a matrix: A as [m, k], B as [k, n]. */
 export type GemmOperand =
@@ -270,11 +270,13 @@ function regKernel(spec: GemmSpec, v: Extract<GemmVariant, { kind: 'reg' }>, spl
     }
   }
 
+  const grid = foldedGrid([Math.ceil(L / (WG * TL)), Math.ceil(Usize / TU), batch * splitK]);
   const code = `${v.sg ? 'enable subgroups;\n' : ''}${binds.wgsl()}
 ${helpers(spec)}
 ${epilogueFn(sink)}
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u) {
+  ${grid.prelude}
   let b = wid.z % ${u32(batch)};
   let s = wid.z / ${u32(batch)};
   ${kCode}
@@ -288,7 +290,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     kernel: {
       name: spec.name,
       code,
-      workgroups: [Math.ceil(L / (WG * TL)), Math.ceil(Usize / TU), batch * splitK],
+      workgroups: grid.workgroups,
     },
     bindings: binds.names,
   };
@@ -325,13 +327,15 @@ function tiledKernel(spec: GemmSpec, v: Extract<GemmVariant, { kind: 'tiled' }>,
   const J = range(v.rn);
   const outIdx = (m: string, n: string) =>
     [sink.offset === '0u' ? null : `(${sink.offset})`, `(${m}) * ${u32(sink.rowStride)}`, `(${n})`].filter(Boolean).join(' + ');
+  const grid = foldedGrid([Math.ceil(N / BN), Math.ceil(M / BM), batch * splitK]);
   const code = `${binds.wgsl()}
 ${helpers(spec)}
 ${epilogueFn(sink)}
 var<workgroup> As: array<f32, ${BM * TK}>;
 var<workgroup> Bs: array<f32, ${BN * TK}>;
 @compute @workgroup_size(${T}, ${T})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  ${grid.prelude}
   let b = wid.z % ${u32(batch)};
   let s = wid.z / ${u32(batch)};
   ${kCode}
@@ -357,7 +361,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   ).join('\n  ')}
 }`;
   return {
-    kernel: { name: spec.name, code, workgroups: [Math.ceil(N / BN), Math.ceil(M / BM), batch * splitK] },
+    kernel: { name: spec.name, code, workgroups: grid.workgroups },
     bindings: binds.names,
   };
 }

@@ -21,6 +21,29 @@ export function linearLaunch(threads: number, workgroupSize: number): { workgrou
   return { workgroups: [x, y, 1], linearIndex: y === 1 ? 'gid.x' : `(gid.x + gid.y * ${x * workgroupSize}u)` };
 }
 
+/** A 3-D grid of workgroups whose counts may exceed 65535 per dimension (a GEMM with more than
+ *  half a million rows, a batch of more than 65535 images). Within the limit the kernel is unchanged;
+ *  beyond it the x*y*z workgroups are laid out linearly over the grid and `prelude` recovers the
+ *  kernel's own `wid` from the `builtin` parameter it declares instead (padding workgroups return
+ *  at once, so barriers and subgroup operations after it stay uniform). */
+export function foldedGrid(grid: [number, number, number]): { workgroups: [number, number, number]; builtin: string; prelude: string } {
+  const builtin = '@builtin(workgroup_id) wid: vec3u';
+  if (grid.every((d) => d <= MAX_WORKGROUPS_PER_DIM)) return { workgroups: grid, builtin, prelude: '' };
+  const [x, y] = grid;
+  const total = grid[0] * grid[1] * grid[2];
+  const gx = Math.min(total, MAX_WORKGROUPS_PER_DIM);
+  const gy = Math.min(Math.ceil(total / gx), MAX_WORKGROUPS_PER_DIM);
+  const gz = Math.ceil(total / (gx * gy));
+  if (gz > MAX_WORKGROUPS_PER_DIM || gx * gy * gz >= 2 ** 32) throw new Error(`a grid of ${grid.join('x')} workgroups is too large for one launch`);
+  return {
+    workgroups: [gx, gy, gz],
+    builtin: '@builtin(workgroup_id) widFolded: vec3u',
+    prelude: `let lin = widFolded.x + (widFolded.y + widFolded.z * ${u32(gy)}) * ${u32(gx)};
+  if (lin >= ${u32(total)}) { return; }
+  let wid = vec3u(lin % ${u32(x)}, (lin / ${u32(x)}) % ${u32(y)}, lin / ${u32(x * y)});`,
+  };
+}
+
 /**
  * A 1-D launch whose size the kernel reads at run time, so one compiled pipeline serves every
  * size: compiling a pipeline costs about half a second on a software GPU, and a training step
@@ -54,7 +77,7 @@ export const sizedIndex = (block: string) => `let t = gid.x + gid.y * ${block}.r
 
 /** WGSL literals: baked shape constants keep index arithmetic cheap (division by constants). */
 export const u32 = (n: number): string => `${n >>> 0}u`;
-export const i32 = (n: number): string => `${n | 0}i`;
+export const i32 = (n: number): string => ((n | 0) === -2147483648 ? '(-2147483647i - 1i)' : `${n | 0}i`); // 2147483648i does not exist
 /** Non-finite values are not constant-expressions in WGSL, so they come from private variables;
  *  a kernel that may receive them includes NON_FINITE. */
 export const NON_FINITE = `var<private> F32_NAN_BITS: u32 = 0x7fc00000u;

@@ -1,7 +1,7 @@
 // Shared machinery of op definitions: launching a kernel into a fresh output tensor, broadcasting,
 // fused elementwise expressions, and creating tensors from host data.
 import type { Kernel } from '../../kernels/kernel';
-import { f32 } from '../../kernels/kernel';
+import { f32, i32 } from '../../kernels/kernel';
 import { type StridedView, contiguousStrides, elementwiseKernel } from '../../kernels/elementwise';
 import { type DType, type LazyExpr, type Shape, Storage, Tensor, checkShape, getDefaultGpu, sizeOf } from '../tensor';
 import type { Gpu } from '../gpu';
@@ -19,6 +19,13 @@ export function launch(kernel: Kernel, inputs: Tensor[], shape: Shape, dtype: DT
   const out = Tensor.empty(shape, dtype, gpu);
   if (out.size > 0) gpu.dispatch(kernel, [...inputs.map((t) => t.buffer), out.buffer], uniforms);
   return out;
+}
+
+/** Throws unless every given tensor is float32, naming the op (int32 tensors hold labels and indices). */
+export function expectFloat(op: string, ...ts: (Tensor | null | undefined)[]): void {
+  for (const t of ts) {
+    if (t && t.dtype !== 'f32') throw new Error(`${op}: expects float32 tensors, got ${t.dtype} of shape ${shapeStr(t.shape)}`);
+  }
 }
 
 /** NumPy broadcasting of shapes; throws naming the op and the shapes. */
@@ -124,19 +131,17 @@ function fromHost(data: Float32Array | Int32Array, shape: Shape, opts: CreateOpt
 
 /** A tensor from host values (nested arrays are not accepted: pass flat data and a shape). */
 export function tensor(data: ArrayLike<number> | Float32Array | Int32Array, shape?: Shape, opts: CreateOptions = {}): Tensor {
+  const dtype = opts.dtype ?? (data instanceof Int32Array ? 'i32' : 'f32');
   const typed =
-    data instanceof Float32Array || data instanceof Int32Array
-      ? data
-      : opts.dtype === 'i32'
-        ? Int32Array.from(data)
-        : Float32Array.from(data);
+    dtype === 'i32' ? (data instanceof Int32Array ? data : Int32Array.from(data)) : data instanceof Float32Array ? data : Float32Array.from(data);
   return fromHost(typed, shape ?? [typed.length], opts, 'tensor');
 }
 
 export function full(shape: Shape, value: number, opts: CreateOptions = {}): Tensor {
   const s = checkShape(shape, 'full');
   const dtype = opts.dtype ?? 'f32';
-  const t = launch(elementwiseKernel('full', s, [], dtype === 'i32' ? `${value | 0}i` : f32(value), dtype), [], s, dtype, undefined, opts.gpu);
+  if (dtype === 'i32' && (value | 0) !== value) throw new Error(`full: ${value} is not an int32 value`);
+  const t = launch(elementwiseKernel('full', s, [], dtype === 'i32' ? i32(value) : f32(value), dtype), [], s, dtype, undefined, opts.gpu);
   if (opts.requiresGrad) t.requiresGrad = true;
   return t;
 }

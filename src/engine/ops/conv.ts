@@ -6,7 +6,7 @@ import { convProblem, runProblem } from '../gemm';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
 import { u32, i32 } from '../../kernels/kernel';
 import { Tensor, recordGrad } from '../tensor';
-import { launch } from './base';
+import { expectFloat, launch } from './base';
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -37,7 +37,9 @@ function geometry(x: Tensor, w: Tensor, opts: Conv2dOptions): Geometry {
   if (!Number.isInteger(g) || g < 1 || cin % g !== 0 || cout % g !== 0 || cinG !== cin / g) {
     throw new Error(`conv2d: groups=${g} does not fit input channels ${cin}, output channels ${cout} and weight ${str(w.shape)} (need Cin and Cout divisible by groups, weight dim 1 = Cin/groups)`);
   }
-  if (sh < 1 || sw < 1 || ph < 0 || pw < 0) throw new Error(`conv2d: stride must be >= 1 and padding >= 0, got stride ${sh},${sw} padding ${ph},${pw}`);
+  if (![sh, sw].every((v) => Number.isInteger(v) && v >= 1) || ![ph, pw].every((v) => Number.isInteger(v) && v >= 0)) {
+    throw new Error(`conv2d: stride must be an integer >= 1 and padding an integer >= 0, got stride ${sh},${sw} padding ${ph},${pw}`);
+  }
   const ho = Math.floor((h + 2 * ph - kh) / sh) + 1;
   const wo = Math.floor((wd + 2 * pw - kw) / sw) + 1;
   if (ho < 1 || wo < 1) throw new Error(`conv2d: kernel ${kh}x${kw} is larger than the padded input ${h + 2 * ph}x${wd + 2 * pw}`);
@@ -265,6 +267,7 @@ function gradWeight(g: Tensor, x: Tensor, s: Geometry): Tensor {
 }
 
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  expectFloat('conv2d', x, weight, bias);
   const s = geometry(x, weight, opts);
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== s.cout)) {
     throw new Error(`conv2d: bias must have shape [${s.cout}], got ${str(bias.shape)}`);
@@ -279,6 +282,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
 }
 
 function check4d(op: string, x: Tensor, even: boolean): void {
+  expectFloat(op, x);
   if (x.ndim !== 4 || (even && (x.shape[2] % 2 !== 0 || x.shape[3] % 2 !== 0))) {
     throw new Error(`${op}: expects [N, C, H, W]${even ? ' with even H and W' : ''}, got ${str(x.shape)}`);
   }

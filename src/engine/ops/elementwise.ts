@@ -1,7 +1,7 @@
 // Elementwise ops. Each is one line of WGSL for the forward pass and one for each gradient, side by
 // side; both run as fused elementwise kernels (see ew in base.ts).
 import { Tensor, recordGrad } from '../tensor';
-import { type Operand, bindOperands, broadcastShapes, ew } from './base';
+import { type Operand, bindOperands, broadcastShapes, ew, expectFloat } from './base';
 import { sumTo } from './reduce';
 
 interface UnaryDef {
@@ -89,6 +89,7 @@ export function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
 
 /** cond ? a : b elementwise (cond != 0 picks a), broadcasting all three. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  expectFloat('where', cond, ...[a, b].filter((v): v is Tensor => v instanceof Tensor));
   const { expr, tensors } = bindOperands('select(b, a, c != 0.0)', { c: cond, a, b });
   const y = ew('where', expr, tensors, broadcastShapes('where', cond.shape, ...[a, b].filter((v): v is Tensor => v instanceof Tensor).map((t) => t.shape)));
   const inputs = [a, b].filter((v): v is Tensor => v instanceof Tensor);

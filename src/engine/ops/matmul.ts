@@ -4,7 +4,7 @@ import { runGemm } from '../gemm';
 import { contiguousStrides } from '../../kernels/elementwise';
 import { u32 } from '../../kernels/kernel';
 import { Tensor, recordGrad } from '../tensor';
-import { broadcastShapes, zeros } from './base';
+import { broadcastShapes, expectFloat, zeros } from './base';
 import { sumTo } from './reduce';
 
 const str = (s: readonly number[]) => `[${s.join(', ')}]`;
@@ -25,6 +25,7 @@ function batchOffset(batch: number[], own: number[], matrixSize: number): string
 
 /** (a or a^T) @ (b or b^T) for contiguous a [..., r, c], b [..., r, c]. */
 export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
+  expectFloat('matmul', a, b);
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
   const [M, K] = transA ? [ac, ar] : [ar, ac];
@@ -40,7 +41,6 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   if (K === 0) return zeros(outShape, { gpu: a.gpu }); // an empty sum
   const out = Tensor.empty(outShape, 'f32', a.gpu);
   if (out.size === 0) return out;
-  if (nb > 65535) throw new Error(`matmul: ${nb} batched products exceed the 65535 the launch grid allows; reshape into fewer, larger products`);
   const aSize = ar * ac;
   const bSize = br * bc;
   runGemm(

@@ -2,17 +2,22 @@
 // embedding gather with its own deterministic scatter-add gradient.
 import { gatherRowsKernel, scatterRowsKernel } from '../../kernels/indexing';
 import { Tensor, noGrad, recordGrad } from '../tensor';
-import { ew, launch } from './base';
+import { ew, expectFloat, launch } from './base';
+import { normAxes } from './reduce';
 
 const str = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 export function softmax(x: Tensor, axis = -1): Tensor {
+  expectFloat('softmax', x);
+  normAxes('softmax', x.shape, axis);
   const shifted = x.sub(noGrad(() => x.max(axis, true)));
   const e = shifted.exp();
   return e.div(e.sum(axis, true));
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  expectFloat('logSoftmax', x);
+  normAxes('logSoftmax', x.shape, axis);
   const shifted = x.sub(noGrad(() => x.max(axis, true)));
   return shifted.sub(shifted.exp().sum(axis, true).log());
 }
@@ -58,8 +63,8 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
 
 /** Rows of table [V, D] at int32 indices of any shape: result [...indices.shape, D]. */
 export function embedding(table: Tensor, indices: Tensor): Tensor {
-  if (table.ndim !== 2 || indices.dtype !== 'i32') {
-    throw new Error(`embedding: expects a table [V, D] and int32 indices, got ${str(table.shape)} and ${indices.dtype} indices`);
+  if (table.ndim !== 2 || table.dtype !== 'f32' || indices.dtype !== 'i32') {
+    throw new Error(`embedding: expects a table [V, D] and int32 indices, got ${table.dtype} ${str(table.shape)} and ${indices.dtype} indices`);
   }
   const [v, d] = table.shape;
   const y = launch(gatherRowsKernel(v, d, indices.size), [table, indices], [...indices.shape, d]);

@@ -1,7 +1,7 @@
 // Reductions: sum, mean, max, var over any axes, with keepdims; and sumTo (undo a broadcast).
 import { reducePlan, type ReduceOp } from '../../kernels/reduce';
 import { Tensor, recordGrad } from '../tensor';
-import { ew, launch } from './base';
+import { ew, expectFloat, full, launch } from './base';
 
 export type Axes = number | number[] | undefined;
 
@@ -25,7 +25,14 @@ function keptShape(shape: number[], axes: number[], keepdims: boolean): number[]
 
 function reduceRaw(x: Tensor, axes: number[], op: ReduceOp, scale: number, keepdims: boolean): Tensor {
   const outShape = keptShape(x.shape, axes, keepdims);
-  if (x.size === 0 || axes.length === 0) {
+  if (x.size === 0) {
+    if (op === 'max' && axes.some((d) => x.shape[d] === 0)) {
+      throw new Error(`max: cannot reduce over the empty axes of shape [${x.shape.join(', ')}] (the maximum of no elements is undefined)`);
+    }
+    // an empty sum is 0; an empty mean (scale 1/0) is NaN, as in NumPy and PyTorch
+    return full(outShape, 0 * scale, { gpu: x.gpu });
+  }
+  if (axes.length === 0) {
     return scale === 1 ? x.clone().reshape(outShape) : x.mul(scale).reshape(outShape);
   }
   const plan = reducePlan(`${op}[${x.shape}] axes ${axes}`, x.shape, axes, op, scale);
@@ -37,12 +44,14 @@ function reduceRaw(x: Tensor, axes: number[], op: ReduceOp, scale: number, keepd
 }
 
 export function sum(x: Tensor, axes?: Axes, keepdims = false): Tensor {
+  expectFloat('sum', x);
   const ax = normAxes('sum', x.shape, axes);
   const y = reduceRaw(x, ax, 'sum', 1, keepdims);
   return recordGrad(y, 'sum', [x], (g) => [g.reshape(keptShape(x.shape, ax, true)).expand(x.shape)]);
 }
 
 export function mean(x: Tensor, axes?: Axes, keepdims = false): Tensor {
+  expectFloat('mean', x);
   const ax = normAxes('mean', x.shape, axes);
   const n = ax.reduce((a, d) => a * x.shape[d], 1);
   const y = reduceRaw(x, ax, 'sum', 1 / n, keepdims);
@@ -51,6 +60,7 @@ export function mean(x: Tensor, axes?: Axes, keepdims = false): Tensor {
 
 /** Maximum; the gradient goes to every position equal to the max (ties share it, as in PyTorch's amax). */
 export function max(x: Tensor, axes?: Axes, keepdims = false): Tensor {
+  expectFloat('max', x);
   const ax = normAxes('max', x.shape, axes);
   const y = reduceRaw(x, ax, 'max', 1, keepdims);
   return recordGrad(y, 'max', [x], (g) => {
@@ -63,6 +73,7 @@ export function max(x: Tensor, axes?: Axes, keepdims = false): Tensor {
 
 /** Population variance (correction 0), as normalisation layers use. */
 export function variance(x: Tensor, axes?: Axes, keepdims = false): Tensor {
+  expectFloat('var', x);
   const ax = normAxes('var', x.shape, axes);
   const centered = x.sub(mean(x, ax, true));
   return mean(centered.square(), ax, keepdims);

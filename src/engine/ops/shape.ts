@@ -26,7 +26,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const p = perm.map((d) => (d < 0 ? d + x.ndim : d));
-  if (p.length !== x.ndim || new Set(p).size !== p.length || p.some((d) => d < 0 || d >= x.ndim)) {
+  if (p.length !== x.ndim || new Set(p).size !== p.length || p.some((d) => !Number.isInteger(d) || d < 0 || d >= x.ndim)) {
     throw new Error(`permute: ${str(perm)} is not a permutation of the ${x.ndim} axes of ${str(x.shape)}`);
   }
   const strides = contiguousStrides(x.shape);
@@ -41,7 +41,7 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
   const perm = x.shape.map((_, i) => i);
   const da = a < 0 ? a + x.ndim : a;
   const db = b < 0 ? b + x.ndim : b;
-  if (da < 0 || db < 0 || da >= x.ndim || db >= x.ndim) throw new Error(`transpose: axes ${a}, ${b} out of range for ${str(x.shape)}`);
+  if (![da, db].every((d) => Number.isInteger(d) && d >= 0 && d < x.ndim)) throw new Error(`transpose: axes ${a}, ${b} out of range for ${str(x.shape)}`);
   [perm[da], perm[db]] = [perm[db], perm[da]];
   return permute(x, perm);
 }
@@ -49,7 +49,7 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 /** Broadcast to `shape` (NumPy rules: size-1 axes stretch, new axes on the left). */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const lead = shape.length - x.ndim;
-  if (lead < 0 || x.shape.some((d, i) => d !== 1 && d !== shape[i + lead])) {
+  if (lead < 0 || shape.some((d) => !Number.isInteger(d) || d < 0) || x.shape.some((d, i) => d !== 1 && d !== shape[i + lead])) {
     throw new Error(`expand: cannot expand ${str(x.shape)} to ${str(shape)}`);
   }
   if (lead === 0 && x.shape.every((d, i) => d === shape[i])) return x;
@@ -61,9 +61,12 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 
 /** x[starts[0]:ends[0], starts[1]:ends[1], ...]; missing trailing axes are taken whole. */
 export function slice(x: Tensor, starts: readonly number[], ends: readonly number[]): Tensor {
+  if (starts.length > x.ndim || ends.length > x.ndim) {
+    throw new Error(`slice: [${str(starts)}, ${str(ends)}) has more axes than shape ${str(x.shape)}`);
+  }
   const lo = x.shape.map((d, i) => starts[i] ?? 0);
   const hi = x.shape.map((d, i) => ends[i] ?? d);
-  if (x.shape.some((d, i) => !(0 <= lo[i] && lo[i] <= hi[i] && hi[i] <= d))) {
+  if (x.shape.some((d, i) => !(Number.isInteger(lo[i]) && Number.isInteger(hi[i]) && 0 <= lo[i] && lo[i] <= hi[i] && hi[i] <= d))) {
     throw new Error(`slice: [${str(starts)}, ${str(ends)}) is out of range for shape ${str(x.shape)}`);
   }
   const shape = hi.map((h, i) => h - lo[i]);
@@ -75,6 +78,7 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
 
 /** Constant padding, pads[d] = [before, after] for each axis (missing trailing axes: none). */
 export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
+  if (pads.length > x.ndim) throw new Error(`pad: ${pads.length} [before, after] pairs for the ${x.ndim} axes of ${str(x.shape)}`);
   const p = x.shape.map((_, i) => [pads[i]?.[0] ?? 0, pads[i]?.[1] ?? 0] as [number, number]);
   if (p.some(([a, b]) => !Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < 0)) {
     throw new Error(`pad: pads must be non-negative integers, got ${JSON.stringify(pads)}`);
@@ -88,10 +92,13 @@ export function concat(xs: Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new Error('concat: no tensors given');
   const nd = xs[0].ndim;
   const ax = axis < 0 ? axis + nd : axis;
-  if (ax < 0 || ax >= nd) throw new Error(`concat: axis ${axis} out of range for ${nd}-d tensors`);
+  if (!Number.isInteger(ax) || ax < 0 || ax >= nd) throw new Error(`concat: axis ${axis} out of range for ${nd}-d tensors`);
   for (const t of xs) {
     if (t.ndim !== nd || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
       throw new Error(`concat: shapes ${xs.map((t) => str(t.shape)).join(', ')} differ outside axis ${ax}`);
+    }
+    if (t.dtype !== xs[0].dtype || t.gpu !== xs[0].gpu) {
+      throw new Error(`concat: tensors must share one dtype and device, got ${xs.map((t) => `${t.dtype} ${str(t.shape)}`).join(', ')}`);
     }
   }
   const shape = [...xs[0].shape];
