@@ -680,6 +680,9 @@ forEachBackend('ops', (getGpu) => {
       const ai = arange(10, 0, -3, { dtype: 'i32' });
       expect(ai.dtype).toBe('i32');
       expect(Array.from(await ai.toArray())).toEqual([10, 7, 4, 1]);
+      expect(() => arange(0, 3, 0.5, { dtype: 'i32' })).toThrow(/arange: start 0 and step 0.5 do not give int32 values/);
+      expect(() => arange(Number.NaN)).toThrow(/arange: start, stop and step must be finite/);
+      expect(() => arange(0, 3, 0)).toThrow(/step nonzero/);
       const fi = full([3], -7, { dtype: 'i32' });
       expect(Array.from(await fi.toArray())).toEqual([-7, -7, -7]);
       expect(() => tensor([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\]/);

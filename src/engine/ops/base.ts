@@ -152,9 +152,12 @@ export const ones = (shape: Shape, opts: CreateOptions = {}) => full(shape, 1, o
 /** [start, start + step, ...) below `stop`. */
 export function arange(start: number, stop?: number, step = 1, opts: CreateOptions = {}): Tensor {
   if (stop === undefined) [start, stop] = [0, start];
-  if (step === 0) throw new Error('arange: step must not be 0');
+  if (![start, stop, step].every(Number.isFinite) || step === 0) throw new Error(`arange: start, stop and step must be finite and step nonzero, got ${start}, ${stop}, ${step}`);
   const n = Math.max(0, Math.ceil((stop - start) / step));
   const dtype = opts.dtype ?? 'f32';
-  const expr = dtype === 'i32' ? `${start | 0}i + i32(i) * ${step | 0}i` : `${f32(start)} + f32(i) * ${f32(step)}`;
+  if (dtype === 'i32' && ![start, step, start + (n - 1) * step].every((v) => (v | 0) === v)) {
+    throw new Error(`arange: start ${start} and step ${step} do not give int32 values; use dtype 'f32'`);
+  }
+  const expr = dtype === 'i32' ? `${i32(start)} + i32(i) * ${i32(step)}` : `${f32(start)} + f32(i) * ${f32(step)}`;
   return launch(elementwiseKernel('arange', [n], [], expr, dtype), [], [n], dtype, undefined, opts.gpu);
 }
