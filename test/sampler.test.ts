@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableBackends, dawnGpu } from '../src/engine/dawn';
 import { type Gpu, Tensor, ew, setDefaultGpu, tensor } from '../src/engine/index';
-import { type Solver, type VelocityModel, integrate, sample } from '../src/models/sampler';
+import { NFE_PER_STEP, type Solver, type VelocityModel, integrate, sample } from '../src/models/sampler';
 import { kacVariance } from '../src/models/kac';
 
 const backends = await availableBackends();
@@ -59,6 +59,50 @@ describe.each(backends)('sampler on %s', (backend) => {
     });
     expect(nfe).toBe(400);
     expect((await out.toArray())[0]).toBeCloseTo(exact(1, lam1 + w * (lam0 - lam1), 1, 0), 4);
+  });
+
+  it('each solver takes exactly the update of method.md on the grid T - k dt, with one batched guided pass per NFE', async () => {
+    // u(x, t, y) = lambda_y sin(x) (1 + t) + 0.3 t: nonlinear in x, time-dependent, label-dependent
+    const lam = [0.7, -0.4, 0.2];
+    const calls: number[] = [];
+    const model: VelocityModel = {
+      forward: (x: Tensor, t: Tensor, y: Tensor) => {
+        calls.push(x.shape[0]);
+        return ew('probe', `select(select(${lam[0]}, ${lam[1]}, y == 1i), ${lam[2]}, y == 2i) * sin(x) * (1.0 + t) + 0.3 * t`, { x, t: t.reshape([t.shape[0], 1]), y: y.reshape([y.shape[0], 1]) });
+      },
+    };
+    const w = 1.7;
+    const uHost = (x: number, t: number, y: number) => lam[y]! * Math.sin(x) * (1 + t) + 0.3 * t;
+    const ug = (x: number, t: number, y: number) => uHost(x, t, 2) + w * (uHost(x, t, y) - uHost(x, t, 2));
+    const x0 = [0.5, -1.2, 2.0];
+    const ys = [0, 1, 0];
+    const t0 = [1, 0.6, 0.35];
+    const dt = 0.07;
+    const steps = 4;
+    for (const solver of ['euler', 'ab2', 'midpoint', 'heun'] as Solver[]) {
+      calls.length = 0;
+      const { x: out, nfe } = await integrate({
+        model, x: tensor(x0, [3, 1]), tStart: t0, dt, steps, solver, labels: tensor(Int32Array.from(ys), [3]), guidance: { scale: w, nullClass: 2 },
+      });
+      expect(nfe).toBe(steps * NFE_PER_STEP[solver]);
+      expect(calls).toEqual(Array(nfe).fill(6)); // both branches in one forward pass of 2B
+      const got = await out.toArray();
+      for (let i = 0; i < 3; i++) {
+        let x = x0[i]!;
+        let prev: number | null = null;
+        for (let k = 0; k < steps; k++) {
+          const t = t0[i]! - k * dt;
+          const u1 = ug(x, t, ys[i]!);
+          if (solver === 'euler') x -= dt * u1;
+          else if (solver === 'ab2') {
+            x -= prev === null ? dt * u1 : dt * (1.5 * u1 - 0.5 * prev); // first step Euler
+            prev = u1;
+          } else if (solver === 'midpoint') x -= dt * ug(x - (dt / 2) * u1, t - dt / 2, ys[i]!);
+          else x -= (dt / 2) * (u1 + ug(x - dt * u1, t - dt, ys[i]!));
+        }
+        expect(got[i]).toBeCloseTo(x, 5);
+      }
+    }
   });
 
   it('sample() draws the Kac prior and counts NFE per solver', async () => {

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dawnGpu } from '../src/engine/dawn';
-import { type Gpu, manualSeed, noGrad, setDefaultGpu, tensor } from '../src/engine/index';
+import { type Gpu, type Tensor, ew, manualSeed, noGrad, setDefaultGpu, tensor } from '../src/engine/index';
+import type { VelocityModel } from '../src/models/sampler';
 import { defaultKacConfig } from '../src/models/kac';
 import { endpointLoss, teacherEndpoint } from '../src/models/distill';
 import { listCheckpoints, loadLatestCheckpoint, readCheckpoint } from '../src/train/checkpoint';
@@ -95,6 +96,43 @@ describe('training loop and distillation', () => {
     expect(await endpointLoss(model, grid, xt, t, labels, z).item()).toBeLessThan(1e-12);
     const z2 = await teacherEndpoint({ model, steps: 8, solver: 'euler' }, grid, xt, t, labels);
     expect(await endpointLoss(model, grid, xt, t, labels, z2).item()).toBeGreaterThan(1e-8);
+  });
+
+  it('the distillation target: N guided AB-2 teacher sub-steps of Delta/N from each t_n, against a float64 host reference', async () => {
+    const lam = [0.7, -0.4, 0.2];
+    const teacher: VelocityModel = {
+      forward: (x: Tensor, t: Tensor, y: Tensor) =>
+        ew('probe', `select(select(${lam[0]}, ${lam[1]}, y == 1i), ${lam[2]}, y == 2i) * sin(x) * (1.0 + t) + 0.3 * t`, { x, t: t.reshape([t.shape[0], 1]), y: y.reshape([y.shape[0], 1]) }),
+    };
+    const w = 1.7;
+    const ug = (x: number, t: number, y: number) => {
+      const u = (l: number) => lam[l]! * Math.sin(x) * (1 + t) + 0.3 * t;
+      return u(2) + w * (u(y) - u(2));
+    };
+    const grid = { T: 1, tMin: 1e-5, steps: 3 };
+    const delta = (1 - 1e-5) / 3;
+    const t = Float64Array.from([1, 1 - delta, 1 - 2 * delta, 1 - delta]);
+    const x0 = [0.5, -1.2, 2.0, 0.1];
+    const ys = [0, 1, 0, 1];
+    const xt = tensor(Float32Array.from(x0), [4, 1]);
+    const labels = tensor(Int32Array.from(ys), [4]);
+    const z = await teacherEndpoint({ model: teacher, steps: 12, solver: 'ab2', guidance: { scale: w, nullClass: 2 } }, grid, xt, t, labels);
+    const got = await z.toArray();
+    const dt = delta / 4;
+    for (let i = 0; i < 4; i++) {
+      let x = x0[i]!;
+      let prev: number | null = null;
+      for (let k = 0; k < 4; k++) {
+        const u = ug(x, t[i]! - k * dt, ys[i]!);
+        x -= prev === null ? dt * u : dt * (1.5 * u - 0.5 * prev);
+        prev = u;
+      }
+      expect(got[i]).toBeCloseTo(x, 5);
+    }
+    // the student's loss: one Euler step over the whole interval, MSE against the endpoint
+    let ref = 0;
+    for (let i = 0; i < 4; i++) ref += (x0[i]! - delta * (lam[ys[i]!]! * Math.sin(x0[i]!) * (1 + t[i]!) + 0.3 * t[i]!) - got[i]!) ** 2;
+    expect(await endpointLoss(teacher, grid, xt, t, labels, z).item()).toBeCloseTo(ref / 4, 6);
   });
 
   it('a distillation stage trains from the teacher weights and writes its student', async () => {

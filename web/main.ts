@@ -96,15 +96,15 @@ async function draw(label: number, seed: number, count: number): Promise<DrawRes
   if (!Number.isInteger(label) || label < 0 || label >= unet.numClasses) throw new Error(`class must be an integer in 0..${unet.numClasses - 1}, got ${label}`);
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
   if (!Number.isInteger(count) || count < 1) throw new Error(`count must be a positive integer, got ${count}`);
-  const { steps, solver, guidance } = samplingDefaults(weights);
+  const { steps, solver, guidance, tMin } = samplingDefaults(weights);
   const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
   const labels = new Int32Array(count).fill(label);
   const compiled = !compiledCounts.has(count);
   setState('busy', `drawing ${count} digit(s) of class ${label}, seed ${seed}${compiled ? ' (the first draw of this count also compiles the shaders)' : ''}…`);
   const started = performance.now();
   // as `distillkac sample --labels LABEL --count COUNT --seed SEED` with its defaults
-  // (a student's guidance is baked in, a teacher's is the default weight; t-min 1e-5; batches of 250)
-  const { samples, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: weights.run.kac, seed, guidance: { scale: guidance, nullClass: unet.numClasses } });
+  // (a student's guidance and t-min are its own, a teacher's are the default weight and 1e-5; batches of 250)
+  const { samples, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: weights.run.kac, tMin, seed, guidance: { scale: guidance, nullClass: unet.numClasses } });
   const ms = performance.now() - started;
   compiledCounts.add(count);
   paint(samples, count, shape);

@@ -89,7 +89,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       'batch-size': { type: 'int', min: 1, default: DEFAULT_SAMPLE_BATCH, help: 'samples per GPU batch' },
       out: { type: 'path', default: 'samples.png', help: 'PNG grid' },
       dump: { type: 'path', help: 'also write samples [K,C,H,W] (F32, in [-1,1]) and labels [K] (I32) as safetensors' },
-      't-min': { type: 'float', min: 0, default: 1e-5, help: 'end time' },
+      't-min': { type: 'float', min: 0, help: 'end time (default: a student\'s own t-min from distill, 1e-5 for a teacher)' },
       ...common,
     },
   },
@@ -173,10 +173,10 @@ const optimOf = (f: Record<string, unknown>, steps: number) => ({
 /** Sample a labelled grid of `count` digits with a model's EMA weights (called at checkpoints).
  *  `count` is the training batch size, so sampling reuses the kernels compiled for training (a new
  *  batch size compiles new convolution kernels: tens of seconds on a software GPU). */
-function gridWriter(outDir: string, shape: number[], numClasses: number, run: ModelRunConfig, steps: number, solver: Solver, count: number) {
+function gridWriter(outDir: string, shape: number[], numClasses: number, run: ModelRunConfig, steps: number, solver: Solver, count: number, tMin?: number) {
   return async (model: Parameters<typeof sample>[0]['model'], step: number) => {
     const labels = Int32Array.from({ length: count }, (_, i) => i % numClasses);
-    const { samples } = await sample({ model, labels, sampleShape: shape, steps, solver, kac: run.kac, seed: 1234 });
+    const { samples } = await sample({ model, labels, sampleShape: shape, steps, solver, kac: run.kac, tMin, seed: 1234 });
     saveGrid(join(samplesDir(outDir), `step-${String(step).padStart(8, '0')}.png`), (await samples.toArray()) as Float32Array, labels.length, shape, numClasses);
     samples.dispose();
   };
@@ -239,7 +239,7 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
   });
   for (const [i, r] of results.entries()) {
     const student = modelFromWeights(loadWeights(r.weightsPath));
-    await gridWriter(r.dir, shape, data.numClasses, runCfg, r.steps, 'euler', f.batch as number)(student, stepsOfStage(i + 1));
+    await gridWriter(r.dir, shape, data.numClasses, runCfg, r.steps, 'euler', f.batch as number, f['t-min'] as number)(student, stepsOfStage(i + 1));
     student.dispose();
     console.log(`${r.steps}-step student: ${r.weightsPath}`);
   }
@@ -258,7 +258,7 @@ export function labelsFor(spec: string[], count: number, numClasses: number): In
 
 async function cmdSample(f: Record<string, unknown>): Promise<void> {
   const w = loadWeights(f.checkpoint as string);
-  const { steps, solver, guidance } = samplingDefaults(w, f.steps as number | undefined, f.solver as Solver | undefined, f.guidance as number | undefined);
+  const { steps, solver, guidance, tMin } = samplingDefaults(w, f.steps as number | undefined, f.solver as Solver | undefined, f.guidance as number | undefined, f['t-min'] as number | undefined);
   const unet = w.run.model.unet;
   const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
   const count = f.count as number;
@@ -267,7 +267,7 @@ async function cmdSample(f: Record<string, unknown>): Promise<void> {
   const model = modelFromWeights(w);
   const started = performance.now();
   // the same function as the browser page (web/main.ts): the same seed gives the same samples
-  const { samples: all, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: f['t-min'] as number, seed: f.seed as number, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: f['batch-size'] as number });
+  const { samples: all, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin, seed: f.seed as number, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: f['batch-size'] as number });
   const secs = (performance.now() - started) / 1000;
   saveGrid(f.out as string, all, count, shape);
   if (f.dump) {

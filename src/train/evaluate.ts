@@ -9,6 +9,7 @@ import { NFE_PER_STEP, type Solver } from '../models/sampler';
 import { loadClassifier } from './classifier';
 import { FD_LENET_COUNT, classConsistency, fdLenet, fdReferenceSet, featureStats } from './metrics';
 import { type LoadedWeights, modelFromWeights, saveGrid, studentSteps } from './run';
+import { studentTMin } from './weights';
 
 export interface EvalRow {
   model: 'teacher' | 'student';
@@ -38,6 +39,7 @@ export interface EvalOptions {
   seed: number;
   outDir: string;
   batch?: number;
+  /** end time of every row (default: a student's own t-min from distillation, 1e-5 for the teacher) */
   tMin?: number;
   /** keep the rows of an earlier run in outDir made with the same weights and settings */
   resume?: boolean;
@@ -69,7 +71,7 @@ async function measure(opts: EvalOptions, w: LoadedWeights, solver: Solver, step
   const labels = Int32Array.from({ length: opts.count }, (_, i) => i % unet.numClasses);
   const model = modelFromWeights(w);
   const started = performance.now();
-  const { samples: images, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin, seed: opts.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: opts.batch ?? DEFAULT_SAMPLE_BATCH });
+  const { samples: images, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin ?? studentTMin(w), seed: opts.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: opts.batch ?? DEFAULT_SAMPLE_BATCH });
   const secs = (performance.now() - started) / 1000;
   model.dispose();
   const grid = join(opts.outDir, 'grids', `${name}.png`);

@@ -66,9 +66,33 @@ export function studentSteps(w: LoadedWeights): number | undefined {
   return schedule && stage !== undefined ? schedule[stage] : undefined;
 }
 
-/** Steps and solver when none are given: a student's own steps with Euler; 100 AB-2 steps for a teacher. */
-export function samplingDefaults(w: LoadedWeights, steps?: number, solver?: Solver, guidance?: number): { steps: number; solver: Solver; guidance: number } {
+/** The sampler's end time when neither the caller nor the weights fix one (method.md: t_min = 1e-5). */
+export const DEFAULT_T_MIN = 1e-5;
+
+/** The end time t_min of the grid a student was distilled on (undefined for a teacher). */
+export function studentTMin(w: LoadedWeights): number | undefined {
+  const tMin = w.run.tMin;
+  return studentSteps(w) !== undefined && typeof tMin === 'number' ? tMin : undefined;
+}
+
+/**
+ * Steps, solver, guidance and end time when none are given: a student's own steps with Euler,
+ * unguided, to the t_min it was distilled with (its grid t_n = T - n (T - t_min) / M_S); 100 AB-2
+ * steps to 1e-5 with the default guidance for a teacher.
+ */
+export function samplingDefaults(
+  w: LoadedWeights,
+  steps?: number,
+  solver?: Solver,
+  guidance?: number,
+  tMin?: number,
+): { steps: number; solver: Solver; guidance: number; tMin: number } {
   const own = studentSteps(w);
   // students have their teacher's guidance baked in
-  return { steps: steps ?? own ?? 100, solver: solver ?? (own ? 'euler' : 'ab2'), guidance: guidance ?? (own ? 1 : DEFAULT_GUIDANCE) };
+  return {
+    steps: steps ?? own ?? 100,
+    solver: solver ?? (own ? 'euler' : 'ab2'),
+    guidance: guidance ?? (own ? 1 : DEFAULT_GUIDANCE),
+    tMin: tMin ?? studentTMin(w) ?? DEFAULT_T_MIN,
+  };
 }
