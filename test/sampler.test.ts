@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableBackends, dawnGpu } from '../src/engine/dawn';
 import { type Gpu, Tensor, ew, setDefaultGpu, tensor } from '../src/engine/index';
 import { NFE_PER_STEP, type Solver, type VelocityModel, integrate, sample } from '../src/models/sampler';
-import { kacVariance } from '../src/models/kac';
+import { defaultKacConfig, kacVariance } from '../src/models/kac';
 
 const backends = await availableBackends();
 
@@ -115,5 +115,13 @@ describe.each(backends)('sampler on %s', (backend) => {
     expect(Math.max(...v.map(Math.abs))).toBeLessThanOrEqual(3 + 1e-6); // |K(1)| <= c T
     expect(variance).toBeGreaterThan(kacVariance(9, 3, 1) * 0.9);
     expect(variance).toBeLessThan(kacVariance(9, 3, 1) * 1.1);
+  });
+
+  it('sample() refuses an end time outside [0, T) and a prior that needs data', async () => {
+    const zero: VelocityModel = { forward: (x) => x.mul(0) };
+    const base = { model: zero, labels: new Int32Array(2), sampleShape: [1], steps: 2, seed: 0 };
+    await expect(sample({ ...base, tMin: 1 })).rejects.toThrow(/t-min must be in \[0, T\) = \[0, 1\), got 1/);
+    await expect(sample({ ...base, tMin: -0.1 })).rejects.toThrow(/t-min must be in/);
+    await expect(sample({ ...base, kac: { ...defaultKacConfig, signal: 'const' } })).rejects.toThrow(/signal 'const'/);
   });
 });

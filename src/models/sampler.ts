@@ -130,6 +130,9 @@ export async function sample(opts: SampleOptions): Promise<{ samples: Tensor; nf
   const kac = opts.kac ?? defaultKacConfig;
   const tMin = opts.tMin ?? 1e-5;
   if (!Number.isInteger(opts.steps) || opts.steps < 1) throw new Error(`sample: steps must be a positive integer, got ${opts.steps}`);
+  if (!(tMin >= 0 && tMin < kac.T)) throw new Error(`sample: t-min must be in [0, T) = [0, ${kac.T}), got ${tMin}`);
+  // the prior of a 'const' signal needs data (x_T = x0 + K): kacPriorFromData, as the 2-D experiment does
+  if (kac.signal === 'const') throw new Error("sample: a model with signal 'const' has a prior that depends on the data; sample it with kacPriorFromData and integrate()");
   const n = opts.labels.length;
   const per = opts.sampleShape.reduce((a, d) => a * d, 1);
   const prior = kacPrior(n * per, new Philox(opts.seed), kac);
