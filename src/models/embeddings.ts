@@ -4,9 +4,9 @@
 //   w_i = exp(-ln(maxPeriod) * i / h),   h = dim / 2,   i = 0 .. h-1
 //
 // These are the frequencies of the Transformer / ADM ("guided diffusion") timestep embedding: from 1
-// down to (almost) 1/maxPeriod, log-spaced, sines first. (DDPM's TensorFlow code divides by h - 1
-// instead of h; the difference is immaterial but this one is what `timestep_embedding` in ADM and
-// torchcfm computes.)
+// down to (almost) 1/maxPeriod, log-spaced, as `timestep_embedding` in ADM and torchcfm computes them
+// (DDPM's TensorFlow code divides by h - 1 instead of h). Sines come first, as in DDPM; ADM puts the
+// cosines first, which only permutes the inputs of the next linear layer.
 //
 // The flow's t lives in [0, T] (T = 1 by default), whereas DDPM fed integer steps 0..999. With the
 // raw t the highest frequency would turn by only one radian over the whole time range and most
