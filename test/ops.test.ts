@@ -778,6 +778,15 @@ forEachBackend('ops', (getGpu) => {
       expect(() => zeros([2, 3]).crossEntropy(zeros([2]))).toThrow(/crossEntropy: expects logits \[N, C\] and int32 labels \[N\], got \[2, 3\] and f32 \[2\]/);
     });
   });
+  it('crossEntropy with a label outside [0, C) is NaN, not a smaller loss', async () => {
+    await scope(async () => {
+      for (const bad of [3, -1]) {
+        const loss = zeros([2, 3]).crossEntropy(tensor(Int32Array.from([0, bad]), [2]));
+        expect(Number.isNaN(await loss.item())).toBe(true);
+      }
+      expect(await zeros([2, 3]).crossEntropy(tensor(Int32Array.from([0, 2]), [2])).item()).toBeCloseTo(Math.log(3), 6);
+    });
+  });
 
   // ---- conv2d ----
   // (every distinct geometry compiles three GEMM pipelines, which is slow on a software GPU)

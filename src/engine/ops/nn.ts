@@ -1,6 +1,7 @@
 // Neural-network ops composed from primitives (their gradients follow by the chain rule), plus the
 // embedding gather with its own deterministic scatter-add gradient.
 import { gatherRowsKernel, scatterRowsKernel } from '../../kernels/indexing';
+import { f32, i32 } from '../../kernels/kernel';
 import { Tensor, noGrad, recordGrad } from '../tensor';
 import { ew, expectFloat, launch } from './base';
 import { normAxes } from './reduce';
@@ -28,7 +29,8 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
     throw new Error(`crossEntropy: expects logits [N, C] and int32 labels [N], got ${str(logits.shape)} and ${labels.dtype} ${str(labels.shape)}`);
   }
   const [n, c] = logits.shape;
-  const onehot = ew('onehot', `select(0.0, 1.0, l == i32(i % ${c}u))`, { l: labels.reshape([n, 1]) }, [n, c]);
+  // a label outside [0, C) makes the loss NaN: checking on the host would cost a readback
+  const onehot = ew('onehot', `select(select(0.0, 1.0, l == i32(i % ${c}u)), ${f32(NaN)}, l < 0i || l >= ${i32(c)})`, { l: labels.reshape([n, 1]) }, [n, c]);
   return logSoftmax(logits, 1).mul(onehot).sum().mul(-1 / n);
 }
 
