@@ -63,6 +63,12 @@ describe('distillkac CLI', () => {
     const r = run([...TRAIN, '--steps', '4', '--preset', 'small', '--out', dir, '--resume']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/was made with another configuration/);
+    // a fresh run in the same folder would overwrite some of its checkpoints and leave the others
+    const before = listCheckpoints(dir).map((p) => readFileSync(p));
+    const fresh = run([...TRAIN, '--steps', '1', '--out', dir]);
+    expect(fresh.status).toBe(1);
+    expect(fresh.stderr).toMatch(/already holds checkpoints of an earlier run .*; continue it with --resume/);
+    expect(listCheckpoints(dir).map((p) => readFileSync(p))).toEqual(before);
   }, LONG);
 
   it('eval writes every row as it goes and --resume keeps finished rows', () => {
