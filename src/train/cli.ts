@@ -13,6 +13,7 @@ import { type DataSpec, type ModelRunConfig, createModel, loadData, loadWeights,
 import { trainTeacher } from './teacher';
 import { samplingDefaults } from './weights';
 import { evaluate, metricsTable } from './evaluate';
+import { defaultClassifierPath } from './classifier';
 import { writeReport } from './report';
 import { ENGINES, type EngineName } from '../../bench/engines';
 
@@ -102,7 +103,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       'teacher-nfe': { type: 'list', default: ['1', '2', '4', '20', '100'], help: 'NFE of the teacher rows' },
       'teacher-solvers': { type: 'list', default: ['euler', 'ab2'], help: 'solvers of the teacher rows' },
       guidance: { type: 'float', default: DEFAULT_GUIDANCE, help: 'guidance weight of the teacher rows' },
-      classifier: { type: 'path', default: 'checkpoints/classifier/lenet.safetensors', help: 'LeNet classifier weights' },
+      classifier: { type: 'path', default: defaultClassifierPath(), help: 'LeNet classifier weights' },
       seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draws' },
       'batch-size': { type: 'int', min: 1, default: DEFAULT_SAMPLE_BATCH, help: 'samples per GPU batch (teacher rows run twice that with guidance)' },
       out: { type: 'path', default: 'runs/eval', help: 'output folder (metrics.json, table.md, grids/)' },
