@@ -12,6 +12,7 @@ import { listCheckpoints, readCheckpoint } from '../src/train/checkpoint';
 const BIN = join(__dirname, '..', 'bin', 'distillkac.mjs');
 // generous limits: each run compiles the UNet's kernels (minutes on a cold, loaded software GPU)
 const run = (args: string[], cwd?: string) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 900_000, cwd });
+const MNIST = join(__dirname, '..', 'checkpoints', 'mnist');
 const LONG = 1_800_000;
 const TRAIN = ['train', '--preset', 'tiny', '--steps', '8', '--batch', '4', '--checkpoint-every', '2', '--log-every', '1', '--warmup', '2', '--grids', 'false', '--quiet'];
 
@@ -34,6 +35,24 @@ describe('distillkac CLI', () => {
     const e = run(['distill', '--teacher', '/nonexistent/t.safetensors', '--schedule', '8,4,2,1', '--steps', '10,20']);
     expect(e.status).toBe(2);
     expect(e.stderr).toMatch(/--steps: 2 counts for 3 stages/);
+  }, LONG);
+
+  it('refuses flags it would ignore and files of the wrong kind before any GPU work, with exit code 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['train', '--images', '/x/train-images-idx3-ubyte'], /--images is only read with --data idx \(--data is mnist\)/],
+      [['eval', '--teacher', join(MNIST, 'student-1step.safetensors')], /--teacher: .*student-1step.safetensors is a distilled 1-step student/],
+      [['eval', '--teacher', join(MNIST, 'teacher-small.safetensors'), '--students', join(MNIST, 'teacher-small.safetensors')], /--students: .*teacher-small.safetensors is not a distilled student/],
+      [['eval', '--teacher', join(MNIST, 'teacher-small.safetensors'), '--teacher-solvers', 'heun', '--teacher-nfe', '1'], /nothing to measure/],
+      [['distill', '--teacher', join(MNIST, 'student-4step.safetensors'), '--schedule', '4,1'], /--teacher: .* is a distilled 4-step student/],
+      [['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--t-min', '2'], /--t-min: 2 is not below the time horizon T = 1/],
+      [['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--out', tmpdir()], /--out: .* is a folder/],
+      [['report', '--run', '/nonexistent/run'], /--run: no such folder \/nonexistent\/run/],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
   }, LONG);
 
   it('a run killed with SIGKILL resumes to bit-identical parameters', async () => {

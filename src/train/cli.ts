@@ -1,15 +1,16 @@
 // The distillkac command: train, distill, sample, eval, bench, report, demo.
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Gpu, manualSeed, noGrad } from '../engine/index';
 import { initGpu } from '../engine/dawn';
 import { encodeSafetensors } from '../engine/safetensors';
 import { KAC_CLOCKS, KAC_SIGNALS, kacConfig } from '../models/kac';
-import { DEFAULT_GUIDANCE, SOLVERS, type Solver, sample } from '../models/sampler';
+import { DEFAULT_GUIDANCE, NFE_PER_STEP, SOLVERS, type Solver, sample } from '../models/sampler';
 import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
 import { writeFileAtomic } from './checkpoint';
 import { distillStages } from './distill';
 import { type FlagSpecs, UsageError, helpText, parseFlags } from './flags';
-import { type DataSpec, type ModelRunConfig, createModel, loadData, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
+import { type DataSpec, type LoadedWeights, type ModelRunConfig, createModel, loadData, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
 import { trainTeacher } from './teacher';
 import { samplingDefaults } from './weights';
 import { evaluate, metricsTable } from './evaluate';
@@ -148,6 +149,9 @@ async function gpuFor(flags: Record<string, unknown>): Promise<Gpu> {
 }
 
 function dataSpec(f: Record<string, unknown>): DataSpec {
+  for (const [flag, kind] of [['images', 'idx'], ['labels', 'idx'], ['dir', 'png']]) {
+    if (f[flag] !== undefined && f.data !== kind) throw new UsageError(`--${flag} is only read with --data ${kind} (--data is ${f.data}); add --data ${kind}`);
+  }
   switch (f.data) {
     case 'idx':
       if (!f.images || !f.labels) throw new UsageError('--data idx needs --images and --labels');
@@ -223,6 +227,11 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
   }
   const stepsOfStage = (k: number) => stageSteps.length === 1 ? stageSteps[0] : stageSteps[k - 1];
   const teacher = loadWeights(f.teacher as string);
+  const own = studentSteps(teacher);
+  if (own && f.guidance !== 1) {
+    throw new UsageError(`--teacher: ${f.teacher} is a distilled ${own}-step student, with its teacher's guidance already baked in; distill from the teacher's weights, or pass --guidance 1 to continue from this student`);
+  }
+  checkTMin(f['t-min'] as number, teacher);
   const data = loadData(teacher.run.data);
   const gpu = await gpuFor(f);
   const optim = optimOf(f, stepsOfStage(1));
@@ -247,6 +256,11 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
   gpu.destroy();
 }
 
+/** --t-min is where sampling ends, so it must lie below the time horizon T where it starts. */
+function checkTMin(tMin: number, w: LoadedWeights): void {
+  if (!(tMin < w.run.kac.T)) throw new UsageError(`--t-min: ${tMin} is not below the time horizon T = ${w.run.kac.T} of ${w.path}`);
+}
+
 /** Labels for --labels (a list of classes or 'all'), cycled to `count`. */
 export function labelsFor(spec: string[], count: number, numClasses: number): Int32Array {
   const classes = spec.length === 1 && spec[0] === 'all' ? Array.from({ length: numClasses }, (_, i) => i) : spec.map((s) => {
@@ -259,6 +273,11 @@ export function labelsFor(spec: string[], count: number, numClasses: number): In
 
 async function cmdSample(f: Record<string, unknown>): Promise<void> {
   const w = loadWeights(f.checkpoint as string);
+  checkTMin(f['t-min'] as number, w);
+  for (const flag of ['out', 'dump']) {
+    const path = f[flag] as string | undefined;
+    if (path && existsSync(path) && statSync(path).isDirectory()) throw new UsageError(`--${flag}: ${path} is a folder; give a file name, e.g. ${join(path, flag === 'out' ? 'samples.png' : 'samples.safetensors')}`);
+  }
   const { steps, solver, guidance } = samplingDefaults(w, f.steps as number | undefined, f.solver as Solver | undefined, f.guidance as number | undefined);
   const unet = w.run.model.unet;
   const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
@@ -281,7 +300,12 @@ async function cmdSample(f: Record<string, unknown>): Promise<void> {
 
 async function cmdEval(f: Record<string, unknown>): Promise<void> {
   const teacher = loadWeights(f.teacher as string);
+  const own = studentSteps(teacher);
+  if (own) throw new UsageError(`--teacher: ${f.teacher} is a distilled ${own}-step student; pass the teacher's weights, and students with --students`);
   const students = ((f.students as string[] | undefined) ?? []).map(loadWeights);
+  for (const s of students) {
+    if (!studentSteps(s)) throw new UsageError(`--students: ${s.path} is not a distilled student (no distillation stage in its config); pass the ema.safetensors of a distill stage`);
+  }
   const nfe = (f['teacher-nfe'] as string[]).map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--teacher-nfe: '${s}' is not a positive integer`);
@@ -291,6 +315,10 @@ async function cmdEval(f: Record<string, unknown>): Promise<void> {
     if (!SOLVERS.includes(s as Solver)) throw new UsageError(`--teacher-solvers: '${s}' is not one of ${SOLVERS.join(', ')}`);
     return s as Solver;
   });
+  if (!students.length && !solvers.some((s) => nfe.some((n) => Number.isInteger(n / NFE_PER_STEP[s])))) {
+    throw new UsageError(`nothing to measure: --teacher-nfe ${nfe.join(',')} is no whole number of ${solvers.join(', ')} steps (midpoint and heun take 2 NFE a step), and no --students`);
+  }
+  if (!existsSync(f.classifier as string)) throw new Error(`cannot read classifier ${f.classifier} (--classifier): no such file`);
   const gpu = await gpuFor(f);
   const rows = await evaluate({
     teacher, students, classifierPath: f.classifier as string, count: f.count as number, teacherNfe: nfe, teacherSolvers: solvers,
@@ -303,6 +331,7 @@ async function cmdEval(f: Record<string, unknown>): Promise<void> {
 }
 
 async function cmdReport(f: Record<string, unknown>): Promise<void> {
+  if (!existsSync(f.run as string)) throw new UsageError(`--run: no such folder ${f.run}; give the --out folder of a demo (holding eval/ and the training logs)`);
   console.log(`report: ${writeReport(f.run as string)}`);
 }
 
