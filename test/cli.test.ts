@@ -47,6 +47,9 @@ describe('distillkac CLI', () => {
       [['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--t-min', '2'], /--t-min: 2 is not below the time horizon T = 1/],
       [['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--out', tmpdir()], /--out: .* is a folder/],
       [['report', '--run', '/nonexistent/run'], /--run: no such folder \/nonexistent\/run/],
+      [['distill', '--teacher', join(MNIST, 'teacher-small.safetensors'), '--schedule', '100'], /--schedule needs the teacher's step count and at least one student step count/],
+      // before the demo trains its teacher, not after
+      [['demo', '--schedule', '20,3', '--teacher-steps', '1', '--quiet', '--out', join(mkdtempSync(join(tmpdir(), 'dk-cli-demo-')), 'demo')], /--schedule 20,3: 3 does not divide 20/],
     ];
     for (const [args, message] of cases) {
       const r = run(args);

@@ -211,12 +211,22 @@ async function cmdTrain(f: Record<string, unknown>): Promise<void> {
   gpu.destroy();
 }
 
-async function cmdDistill(f: Record<string, unknown>): Promise<void> {
-  const schedule = (f.schedule as string[]).map((s) => {
+/** --schedule: the teacher's step count, then each stage's, each dividing the one before it. */
+function parseSchedule(list: string[]): number[] {
+  const schedule = list.map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--schedule: '${s}' is not a positive integer`);
     return v;
   });
+  if (schedule.length < 2) throw new UsageError('--schedule needs the teacher\'s step count and at least one student step count, e.g. 100,20,4,2,1');
+  schedule.slice(1).forEach((s, i) => {
+    if (schedule[i] % s !== 0) throw new UsageError(`--schedule ${schedule.join(',')}: ${s} does not divide ${schedule[i]}; each count must divide the one before it`);
+  });
+  return schedule;
+}
+
+async function cmdDistill(f: Record<string, unknown>): Promise<void> {
+  const schedule = parseSchedule(f.schedule as string[]);
   const stageSteps = (f.steps as string[]).map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--steps: '${s}' is not a positive integer`);
@@ -357,6 +367,7 @@ async function cmdDemo(f: Record<string, unknown>): Promise<void> {
     const code = await main(argv);
     if (code !== 0) throw new Error(`${what} failed (exit code ${code})`);
   };
+  parseSchedule(f.schedule as string[]); // before training the teacher, not after
   const started = performance.now();
   const teacherDir = join(root, 'teacher');
   await step('1/4 train the tiny teacher', ['train', '--preset', 'tiny', '--steps', String(f['teacher-steps']), '--out', teacherDir, ...(f.resume ? ['--resume'] : []), ...common]);
