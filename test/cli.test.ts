@@ -2,7 +2,7 @@
 // resumes to parameters bit-identical to an uninterrupted run; bad flags exit with code 2; a
 // mismatched checkpoint is refused; sample is deterministic in its seed and writes what it promises.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -35,6 +35,15 @@ describe('distillkac CLI', () => {
     const e = run(['distill', '--teacher', '/nonexistent/t.safetensors', '--schedule', '8,4,2,1', '--steps', '10,20']);
     expect(e.status).toBe(2);
     expect(e.stderr).toMatch(/--steps: 2 counts for 3 stages/);
+    const dir = mkdtempSync(join(tmpdir(), 'dk-cli-flags-'));
+    const f = run(['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--labels', '0x3', '--out', join(dir, 'g.png')]);
+    expect(f.status).toBe(2);
+    expect(f.stderr).toMatch(/--labels: '0x3' is not a class in 0..9/);
+    // JSON values that are no numbers (Number(true) is 1)
+    writeFileSync(join(dir, 'flags.json'), JSON.stringify({ steps: true, out: join(dir, 'run') }));
+    const g = run(['train', '--config', join(dir, 'flags.json')]);
+    expect(g.status).toBe(2);
+    expect(g.stderr).toMatch(/--steps: expected a number \(got true\)/);
   }, LONG);
 
   it('refuses flags it would ignore and files of the wrong kind before any GPU work, with exit code 2', () => {

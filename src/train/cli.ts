@@ -274,7 +274,7 @@ function checkTMin(tMin: number, w: LoadedWeights): void {
 /** Labels for --labels (a list of classes or 'all'), cycled to `count`. */
 export function labelsFor(spec: string[], count: number, numClasses: number): Int32Array {
   const classes = spec.length === 1 && spec[0] === 'all' ? Array.from({ length: numClasses }, (_, i) => i) : spec.map((s) => {
-    const v = Number(s);
+    const v = /^\d+$/.test(s) ? Number(s) : NaN; // not 0x3 or 1e0
     if (!Number.isInteger(v) || v < 0 || v > numClasses) throw new UsageError(`--labels: '${s}' is not a class in 0..${numClasses - 1} (${numClasses} = unconditional)`);
     return v;
   });
