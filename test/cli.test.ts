@@ -44,6 +44,12 @@ describe('distillkac CLI', () => {
     const g = run(['train', '--config', join(dir, 'flags.json')]);
     expect(g.status).toBe(2);
     expect(g.stderr).toMatch(/--steps: expected a number \(got true\)/);
+    const h = run(['train', '--label-dropout', '1.5', '--out', join(dir, 'run')]);
+    expect(h.status).toBe(2);
+    expect(h.stderr).toMatch(/--label-dropout: must be at most 1/);
+    const k = run(['train', '--kac-T', '0', '--out', join(dir, 'run')]);
+    expect(k.status).toBe(2);
+    expect(k.stderr).toMatch(/--kac-T must be a finite number > 0/);
   }, LONG);
 
   it('refuses flags it would ignore and files of the wrong kind before any GPU work, with exit code 2', () => {

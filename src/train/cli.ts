@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type Gpu, manualSeed, noGrad } from '../engine/index';
 import { initGpu } from '../engine/dawn';
 import { encodeSafetensors } from '../engine/safetensors';
-import { KAC_CLOCKS, KAC_SIGNALS, kacConfig } from '../models/kac';
+import { KAC_CLOCKS, KAC_SIGNALS, type KacConfig, kacConfig } from '../models/kac';
 import { DEFAULT_GUIDANCE, NFE_PER_STEP, SOLVERS, type Solver, sample } from '../models/sampler';
 import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
 import { writeFileAtomic } from './checkpoint';
@@ -37,7 +37,7 @@ const optimFlags = (d: { steps: number; batch: number; lr: number; warmup: numbe
   warmup: { type: 'int', min: 0, default: d.warmup, help: 'learning-rate warmup steps' },
   'weight-decay': { type: 'float', min: 0, default: 0, help: 'AdamW weight decay' },
   'max-grad-norm': { type: 'float', min: 0, default: 1, help: 'global gradient-norm clip' },
-  'ema-decay': { type: 'float', min: 0, default: 0.999, help: 'EMA decay of the sampling weights' },
+  'ema-decay': { type: 'float', min: 0, max: 1, default: 0.999, help: 'EMA decay of the sampling weights' },
   'ema-warmup': { type: 'int', min: 0, default: 10, help: 'EMA decay ramp min(decay, (1+n)/(warmup+n))' },
   seed: { type: 'int', min: 0, default: 0, help: 'seed of every random choice in the run' },
   out: { type: 'path', help: 'output folder (checkpoints, log.jsonl, samples/, ema.safetensors)' },
@@ -53,7 +53,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       preset: { type: 'string', choices: ['tiny', 'small', 'base'], default: 'tiny', help: 'UNet size' },
       ...dataFlags,
       ...optimFlags({ steps: 1500, batch: 32, lr: 1e-3, warmup: 100 }),
-      'label-dropout': { type: 'float', min: 0, default: 0.1, help: 'probability of the null class' },
+      'label-dropout': { type: 'float', min: 0, max: 1, default: 0.1, help: 'probability of the null class' },
       grids: { type: 'bool', default: true, help: 'write a sample grid (EMA weights) at each checkpoint' },
       'kac-a': { type: 'float', min: 0, default: 9, help: 'Kac switching rate a' },
       'kac-c': { type: 'float', min: 0, default: 3, help: 'Kac speed c' },
@@ -189,10 +189,16 @@ function gridWriter(outDir: string, shape: number[], numClasses: number, run: Mo
 
 async function cmdTrain(f: Record<string, unknown>): Promise<void> {
   const spec = dataSpec(f);
+  let kac: KacConfig;
+  try {
+    kac = kacConfig({ a: f['kac-a'] as number, c: f['kac-c'] as number, T: f['kac-T'] as number, eps: f.eps as number, signal: f.signal as 'linear', clock: f.clock as 't' });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^KacConfig\.(a|c|T)\b/, '--kac-$1').replace(/^KacConfig\.eps\b/, '--eps'));
+  }
   const data = loadData(spec);
   const run: ModelRunConfig = {
     model: { kind: 'unet', preset: f.preset as string, unet: unetConfigFor(f.preset as string, data) },
-    kac: kacConfig({ a: f['kac-a'] as number, c: f['kac-c'] as number, T: f['kac-T'] as number, eps: f.eps as number, signal: f.signal as 'linear', clock: f.clock as 't' }),
+    kac,
     data: spec,
   };
   const outDir = (f.out as string | undefined) ?? join('runs', `teacher-${f.preset}`);

@@ -13,6 +13,8 @@ export interface FlagSpec {
   choices?: readonly string[];
   /** lower bound for numbers */
   min?: number;
+  /** upper bound for numbers */
+  max?: number;
   /** must be given */
   required?: boolean;
 }
@@ -38,6 +40,7 @@ function convert(name: string, spec: FlagSpec, raw: unknown): unknown {
       const v = Number(raw);
       if (!Number.isFinite(v) || (spec.type === 'int' && !Number.isInteger(v))) throw bad(`expected ${spec.type === 'int' ? 'an integer' : 'a number'}`);
       if (spec.min !== undefined && v < spec.min) throw bad(`must be at least ${spec.min}`);
+      if (spec.max !== undefined && v > spec.max) throw bad(`must be at most ${spec.max}`);
       return v;
     }
     case 'list': {
