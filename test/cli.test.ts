@@ -100,6 +100,7 @@ describe('distillkac CLI', () => {
     const r = run([...TRAIN, '--steps', '4', '--preset', 'small', '--out', dir, '--resume']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/was made with another configuration/);
+    expect(r.stderr).toMatch(/^ {2}model\.preset: "tiny" in the checkpoint, "small" now$/m); // names what differs
     // a fresh run in the same folder would overwrite some of its checkpoints and leave the others
     const before = listCheckpoints(dir).map((p) => readFileSync(p));
     const fresh = run([...TRAIN, '--steps', '1', '--out', dir]);
