@@ -50,6 +50,9 @@ describe('distillkac CLI', () => {
     const k = run(['train', '--kac-T', '0', '--out', join(dir, 'run')]);
     expect(k.status).toBe(2);
     expect(k.stderr).toMatch(/--kac-T must be a finite number > 0/);
+    // --help says where output goes when --out is not given
+    expect(run(['train', '--help']).stdout).toMatch(/--out <path> .*\(default: runs\/teacher-<preset>\)/);
+    expect(run(['distill', '--help']).stdout).toMatch(/--out <path> .*\(default: runs\/distill\)/);
   }, LONG);
 
   it('refuses flags it would ignore and files of the wrong kind before any GPU work, with exit code 2', () => {
