@@ -2,7 +2,7 @@
 // resumes to parameters bit-identical to an uninterrupted run; bad flags exit with code 2; a
 // mismatched checkpoint is refused; sample is deterministic in its seed and writes what it promises.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +11,8 @@ import { listCheckpoints, readCheckpoint } from '../src/train/checkpoint';
 
 const BIN = join(__dirname, '..', 'bin', 'distillkac.mjs');
 // generous limits: each run compiles the UNet's kernels (minutes on a cold, loaded software GPU)
-const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 900_000 });
+const run = (args: string[], cwd?: string) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 900_000, cwd });
+const MNIST = join(__dirname, '..', 'checkpoints', 'mnist');
 const LONG = 1_800_000;
 const TRAIN = ['train', '--preset', 'tiny', '--steps', '8', '--batch', '4', '--checkpoint-every', '2', '--log-every', '1', '--warmup', '2', '--grids', 'false', '--quiet'];
 
@@ -34,6 +35,45 @@ describe('distillkac CLI', () => {
     const e = run(['distill', '--teacher', '/nonexistent/t.safetensors', '--schedule', '8,4,2,1', '--steps', '10,20']);
     expect(e.status).toBe(2);
     expect(e.stderr).toMatch(/--steps: 2 counts for 3 stages/);
+    const dir = mkdtempSync(join(tmpdir(), 'dk-cli-flags-'));
+    const f = run(['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--labels', '0x3', '--out', join(dir, 'g.png')]);
+    expect(f.status).toBe(2);
+    expect(f.stderr).toMatch(/--labels: '0x3' is not a class in 0..9/);
+    // JSON values that are no numbers (Number(true) is 1)
+    writeFileSync(join(dir, 'flags.json'), JSON.stringify({ steps: true, out: join(dir, 'run') }));
+    const g = run(['train', '--config', join(dir, 'flags.json')]);
+    expect(g.status).toBe(2);
+    expect(g.stderr).toMatch(/--steps: expected a number \(got true\)/);
+    const h = run(['train', '--label-dropout', '1.5', '--out', join(dir, 'run')]);
+    expect(h.status).toBe(2);
+    expect(h.stderr).toMatch(/--label-dropout: must be at most 1/);
+    const k = run(['train', '--kac-T', '0', '--out', join(dir, 'run')]);
+    expect(k.status).toBe(2);
+    expect(k.stderr).toMatch(/--kac-T must be a finite number > 0/);
+    // --help says where output goes when --out is not given
+    expect(run(['train', '--help']).stdout).toMatch(/--out <path> .*\(default: runs\/teacher-<preset>\)/);
+    expect(run(['distill', '--help']).stdout).toMatch(/--out <path> .*\(default: runs\/distill\)/);
+  }, LONG);
+
+  it('refuses flags it would ignore and files of the wrong kind before any GPU work, with exit code 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['train', '--images', '/x/train-images-idx3-ubyte'], /--images is only read with --data idx \(--data is mnist\)/],
+      [['eval', '--teacher', join(MNIST, 'student-1step.safetensors')], /--teacher: .*student-1step.safetensors is a distilled 1-step student/],
+      [['eval', '--teacher', join(MNIST, 'teacher-small.safetensors'), '--students', join(MNIST, 'teacher-small.safetensors')], /--students: .*teacher-small.safetensors is not a distilled student/],
+      [['eval', '--teacher', join(MNIST, 'teacher-small.safetensors'), '--teacher-solvers', 'heun', '--teacher-nfe', '1'], /nothing to measure/],
+      [['distill', '--teacher', join(MNIST, 'student-4step.safetensors'), '--schedule', '4,1'], /--teacher: .* is a distilled 4-step student/],
+      [['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--t-min', '2'], /--t-min: 2 is not below the time horizon T = 1/],
+      [['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--out', tmpdir()], /--out: .* is a folder/],
+      [['report', '--run', '/nonexistent/run'], /--run: no such folder \/nonexistent\/run/],
+      [['distill', '--teacher', join(MNIST, 'teacher-small.safetensors'), '--schedule', '100'], /--schedule needs the teacher's step count and at least one student step count/],
+      // before the demo trains its teacher, not after
+      [['demo', '--schedule', '20,3', '--teacher-steps', '1', '--quiet', '--out', join(mkdtempSync(join(tmpdir(), 'dk-cli-demo-')), 'demo')], /--schedule 20,3: 3 does not divide 20/],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
   }, LONG);
 
   it('a run killed with SIGKILL resumes to bit-identical parameters', async () => {
@@ -63,6 +103,13 @@ describe('distillkac CLI', () => {
     const r = run([...TRAIN, '--steps', '4', '--preset', 'small', '--out', dir, '--resume']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/was made with another configuration/);
+    expect(r.stderr).toMatch(/^ {2}model\.preset: "tiny" in the checkpoint, "small" now$/m); // names what differs
+    // a fresh run in the same folder would overwrite some of its checkpoints and leave the others
+    const before = listCheckpoints(dir).map((p) => readFileSync(p));
+    const fresh = run([...TRAIN, '--steps', '1', '--out', dir]);
+    expect(fresh.status).toBe(1);
+    expect(fresh.stderr).toMatch(/already holds checkpoints of an earlier run .*; continue it with --resume/);
+    expect(listCheckpoints(dir).map((p) => readFileSync(p))).toEqual(before);
   }, LONG);
 
   it('eval writes every row as it goes and --resume keeps finished rows', () => {
@@ -71,7 +118,9 @@ describe('distillkac CLI', () => {
     const out = join(dir, 'eval');
     const evalArgs = (nfe: string, count = '10') => ['eval', '--teacher', join(dir, 'ema.safetensors'), '--teacher-solvers', 'euler', '--teacher-nfe', nfe, '--count', count, '--batch-size', '4', '--out', out, '--resume', '--quiet'];
     const metrics = () => JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { rows: { nfe: number; imagesPerSec: number; fdLenet: number }[] };
-    expect(run(evalArgs('1')).status).toBe(0);
+    // run from another folder: the default --classifier is the committed one, wherever the command runs
+    const first0 = run(evalArgs('1'), dir);
+    expect(first0.status, first0.stderr).toBe(0);
     const first = metrics().rows;
     expect(first.map((r) => r.nfe)).toEqual([1]);
     const second = run(evalArgs('1,2'));

@@ -153,8 +153,8 @@ describe('training loop and distillation', () => {
     const root = mkdtempSync(join(tmpdir(), 'dk-stages-'));
     const stageSteps = [4, 3, 2];
     const teacherWeights = await teacher.emaModel.stateDict();
-    const stages = () => distillStages({
-      root, data, createModel: () => new ToyVelocity(), config: { toy: 1 }, kac: defaultKacConfig, tMin: 1e-5,
+    const stages = (config: Record<string, unknown> = { toy: 1 }) => distillStages({
+      root, data, createModel: () => new ToyVelocity(), config, kac: defaultKacConfig, tMin: 1e-5,
       optim: optim(99), stageSteps: (k) => stageSteps[k - 1], batch: 8, seed: 2, schedule: [8, 4, 2, 1],
       teacherWeights, teacherSolver: 'ab2', guidance: { scale: 1.3, nullClass: 2 },
       quiet: true, logEvery: 1, checkpointEvery: 10,
@@ -169,5 +169,8 @@ describe('training loop and distillation', () => {
     const written = first.map((r) => statSync(r.weightsPath).mtimeMs);
     const again = await stages();
     expect(again.map((r) => statSync(r.weightsPath).mtimeMs)).toEqual(written);
+    // a finished stage made with other settings (e.g. another guidance weight) is not passed off as this run's
+    await expect(stages({ toy: 2 })).rejects.toThrow(/stage 1 \(.*\) was made with another configuration/);
+    expect(first.map((r) => statSync(r.weightsPath).mtimeMs)).toEqual(written);
   });
 });

@@ -57,7 +57,8 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
   return { kind: metadata.kind ?? 'unknown', step, config: parse('config'), state: parse('state'), tensors: host };
 }
 
-/** Throw unless two run configurations are equal (compared as JSON with sorted keys). */
+/** Throw unless two run configurations are equal (compared as JSON with sorted keys); the error names
+ *  each setting that differs. */
 export function assertSameConfig(saved: unknown, current: unknown, what: string): void {
   const canon = (v: unknown): unknown =>
     v && typeof v === 'object' && !Array.isArray(v)
@@ -66,6 +67,16 @@ export function assertSameConfig(saved: unknown, current: unknown, what: string)
   const a = JSON.stringify(canon(saved));
   const b = JSON.stringify(canon(current));
   if (a !== b) {
-    throw new CheckpointError(`${what} was made with another configuration:\n  checkpoint: ${a}\n  now:        ${b}\nUse the same options, or a new output folder.`);
+    const diffs: string[] = [];
+    const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+    const walk = (x: unknown, y: unknown, path: string) => {
+      if (isObject(x) && isObject(y)) {
+        for (const k of [...new Set([...Object.keys(x), ...Object.keys(y)])].sort()) walk(x[k], y[k], path ? `${path}.${k}` : k);
+      } else if (JSON.stringify(x) !== JSON.stringify(y)) {
+        diffs.push(`  ${path || '(all)'}: ${JSON.stringify(x) ?? '(none)'} in the checkpoint, ${JSON.stringify(y) ?? '(none)'} now`);
+      }
+    };
+    walk(JSON.parse(a), JSON.parse(b), ''); // key-sorted, without undefined fields
+    throw new CheckpointError(`${what} was made with another configuration:\n${diffs.join('\n')}\nUse the same options, or a new output folder.`);
   }
 }

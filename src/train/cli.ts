@@ -1,18 +1,20 @@
 // The distillkac command: train, distill, sample, eval, bench, report, demo.
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Gpu, manualSeed, noGrad } from '../engine/index';
 import { initGpu } from '../engine/dawn';
 import { encodeSafetensors } from '../engine/safetensors';
-import { KAC_CLOCKS, KAC_SIGNALS, kacConfig } from '../models/kac';
-import { DEFAULT_GUIDANCE, SOLVERS, type Solver, sample } from '../models/sampler';
+import { KAC_CLOCKS, KAC_SIGNALS, type KacConfig, kacConfig } from '../models/kac';
+import { DEFAULT_GUIDANCE, NFE_PER_STEP, SOLVERS, type Solver, sample } from '../models/sampler';
 import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
 import { writeFileAtomic } from './checkpoint';
 import { distillStages } from './distill';
 import { type FlagSpecs, UsageError, helpText, parseFlags } from './flags';
-import { type DataSpec, type ModelRunConfig, createModel, loadData, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
+import { type DataSpec, type LoadedWeights, type ModelRunConfig, createModel, loadData, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
 import { trainTeacher } from './teacher';
 import { samplingDefaults } from './weights';
 import { evaluate, metricsTable } from './evaluate';
+import { defaultClassifierPath } from './classifier';
 import { writeReport } from './report';
 import { ENGINES, type EngineName } from '../../bench/engines';
 
@@ -35,7 +37,7 @@ const optimFlags = (d: { steps: number; batch: number; lr: number; warmup: numbe
   warmup: { type: 'int', min: 0, default: d.warmup, help: 'learning-rate warmup steps' },
   'weight-decay': { type: 'float', min: 0, default: 0, help: 'AdamW weight decay' },
   'max-grad-norm': { type: 'float', min: 0, default: 1, help: 'global gradient-norm clip' },
-  'ema-decay': { type: 'float', min: 0, default: 0.999, help: 'EMA decay of the sampling weights' },
+  'ema-decay': { type: 'float', min: 0, max: 1, default: 0.999, help: 'EMA decay of the sampling weights' },
   'ema-warmup': { type: 'int', min: 0, default: 10, help: 'EMA decay ramp min(decay, (1+n)/(warmup+n))' },
   seed: { type: 'int', min: 0, default: 0, help: 'seed of every random choice in the run' },
   out: { type: 'path', help: 'output folder (checkpoints, log.jsonl, samples/, ema.safetensors)' },
@@ -51,8 +53,9 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       preset: { type: 'string', choices: ['tiny', 'small', 'base'], default: 'tiny', help: 'UNet size' },
       ...dataFlags,
       ...optimFlags({ steps: 1500, batch: 32, lr: 1e-3, warmup: 100 }),
-      'label-dropout': { type: 'float', min: 0, default: 0.1, help: 'probability of the null class' },
-      grids: { type: 'bool', default: true, help: 'write a sample grid (EMA weights) at each checkpoint' },
+      out: { type: 'path', help: 'output folder (checkpoints, log.jsonl, samples/, ema.safetensors) (default: runs/teacher-<preset>)' },
+      'label-dropout': { type: 'float', min: 0, max: 1, default: 0.1, help: 'probability of the null class' },
+      grids: { type: 'bool', default: true, help: 'write a sample grid (EMA weights) at each checkpoint (--grids false: none)' },
       'kac-a': { type: 'float', min: 0, default: 9, help: 'Kac switching rate a' },
       'kac-c': { type: 'float', min: 0, default: 3, help: 'Kac speed c' },
       'kac-T': { type: 'float', min: 0, default: 1, help: 'time horizon T' },
@@ -72,6 +75,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       source: { type: 'string', choices: ['data', 'rollout'], default: 'data', help: 'x_t from forward-noised data or teacher rollouts' },
       't-min': { type: 'float', min: 0, default: 1e-5, help: 'end time of sampling' },
       ...optimFlags({ steps: 400, batch: 32, lr: 2e-4, warmup: 20 }),
+      out: { type: 'path', help: 'output folder: stage k writes to <out>/stage<k>-<steps>step (default: runs/distill)' },
       steps: { type: 'list', default: ['400'], help: 'training steps per stage: one count for every stage, or one per stage (e.g. 150,200,300,400)' },
       ...common,
     },
@@ -102,7 +106,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       'teacher-nfe': { type: 'list', default: ['1', '2', '4', '20', '100'], help: 'NFE of the teacher rows' },
       'teacher-solvers': { type: 'list', default: ['euler', 'ab2'], help: 'solvers of the teacher rows' },
       guidance: { type: 'float', default: DEFAULT_GUIDANCE, help: 'guidance weight of the teacher rows' },
-      classifier: { type: 'path', default: 'checkpoints/classifier/lenet.safetensors', help: 'LeNet classifier weights' },
+      classifier: { type: 'path', default: defaultClassifierPath(), help: 'LeNet classifier weights' },
       seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draws' },
       'batch-size': { type: 'int', min: 1, default: DEFAULT_SAMPLE_BATCH, help: 'samples per GPU batch (teacher rows run twice that with guidance)' },
       out: { type: 'path', default: 'runs/eval', help: 'output folder (metrics.json, table.md, grids/)' },
@@ -136,7 +140,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       'distill-steps': { type: 'int', min: 1, default: 100, help: 'training steps per distillation stage' },
       schedule: { type: 'list', default: ['20', '4', '1'], help: 'teacher steps, then each stage\'s student steps' },
       count: { type: 'int', min: 10, default: 200, help: 'generated digits per evaluation row' },
-      resume: { type: 'bool', default: true, help: 'reuse finished stages of an earlier demo in --out' },
+      resume: { type: 'bool', default: true, help: 'reuse finished stages of an earlier demo in --out (--resume false: start over, in a new --out)' },
       ...common,
     },
   },
@@ -147,6 +151,9 @@ async function gpuFor(flags: Record<string, unknown>): Promise<Gpu> {
 }
 
 function dataSpec(f: Record<string, unknown>): DataSpec {
+  for (const [flag, kind] of [['images', 'idx'], ['labels', 'idx'], ['dir', 'png']]) {
+    if (f[flag] !== undefined && f.data !== kind) throw new UsageError(`--${flag} is only read with --data ${kind} (--data is ${f.data}); add --data ${kind}`);
+  }
   switch (f.data) {
     case 'idx':
       if (!f.images || !f.labels) throw new UsageError('--data idx needs --images and --labels');
@@ -184,10 +191,16 @@ function gridWriter(outDir: string, shape: number[], numClasses: number, run: Mo
 
 async function cmdTrain(f: Record<string, unknown>): Promise<void> {
   const spec = dataSpec(f);
+  let kac: KacConfig;
+  try {
+    kac = kacConfig({ a: f['kac-a'] as number, c: f['kac-c'] as number, T: f['kac-T'] as number, eps: f.eps as number, signal: f.signal as 'linear', clock: f.clock as 't' });
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^KacConfig\.(a|c|T)\b/, '--kac-$1').replace(/^KacConfig\.eps\b/, '--eps'));
+  }
   const data = loadData(spec);
   const run: ModelRunConfig = {
     model: { kind: 'unet', preset: f.preset as string, unet: unetConfigFor(f.preset as string, data) },
-    kac: kacConfig({ a: f['kac-a'] as number, c: f['kac-c'] as number, T: f['kac-T'] as number, eps: f.eps as number, signal: f.signal as 'linear', clock: f.clock as 't' }),
+    kac,
     data: spec,
   };
   const outDir = (f.out as string | undefined) ?? join('runs', `teacher-${f.preset}`);
@@ -206,12 +219,22 @@ async function cmdTrain(f: Record<string, unknown>): Promise<void> {
   gpu.destroy();
 }
 
-async function cmdDistill(f: Record<string, unknown>): Promise<void> {
-  const schedule = (f.schedule as string[]).map((s) => {
+/** --schedule: the teacher's step count, then each stage's, each dividing the one before it. */
+function parseSchedule(list: string[]): number[] {
+  const schedule = list.map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--schedule: '${s}' is not a positive integer`);
     return v;
   });
+  if (schedule.length < 2) throw new UsageError('--schedule needs the teacher\'s step count and at least one student step count, e.g. 100,20,4,2,1');
+  schedule.slice(1).forEach((s, i) => {
+    if (schedule[i] % s !== 0) throw new UsageError(`--schedule ${schedule.join(',')}: ${s} does not divide ${schedule[i]}; each count must divide the one before it`);
+  });
+  return schedule;
+}
+
+async function cmdDistill(f: Record<string, unknown>): Promise<void> {
+  const schedule = parseSchedule(f.schedule as string[]);
   const stageSteps = (f.steps as string[]).map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--steps: '${s}' is not a positive integer`);
@@ -222,6 +245,11 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
   }
   const stepsOfStage = (k: number) => stageSteps.length === 1 ? stageSteps[0] : stageSteps[k - 1];
   const teacher = loadWeights(f.teacher as string);
+  const own = studentSteps(teacher);
+  if (own && f.guidance !== 1) {
+    throw new UsageError(`--teacher: ${f.teacher} is a distilled ${own}-step student, with its teacher's guidance already baked in; distill from the teacher's weights, or pass --guidance 1 to continue from this student`);
+  }
+  checkTMin(f['t-min'] as number, teacher);
   const data = loadData(teacher.run.data);
   const gpu = await gpuFor(f);
   const optim = optimOf(f, stepsOfStage(1));
@@ -246,10 +274,15 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
   gpu.destroy();
 }
 
+/** --t-min is where sampling ends, so it must lie below the time horizon T where it starts. */
+function checkTMin(tMin: number, w: LoadedWeights): void {
+  if (!(tMin < w.run.kac.T)) throw new UsageError(`--t-min: ${tMin} is not below the time horizon T = ${w.run.kac.T} of ${w.path}`);
+}
+
 /** Labels for --labels (a list of classes or 'all'), cycled to `count`. */
 export function labelsFor(spec: string[], count: number, numClasses: number): Int32Array {
   const classes = spec.length === 1 && spec[0] === 'all' ? Array.from({ length: numClasses }, (_, i) => i) : spec.map((s) => {
-    const v = Number(s);
+    const v = /^\d+$/.test(s) ? Number(s) : NaN; // not 0x3 or 1e0
     if (!Number.isInteger(v) || v < 0 || v > numClasses) throw new UsageError(`--labels: '${s}' is not a class in 0..${numClasses - 1} (${numClasses} = unconditional)`);
     return v;
   });
@@ -258,7 +291,12 @@ export function labelsFor(spec: string[], count: number, numClasses: number): In
 
 async function cmdSample(f: Record<string, unknown>): Promise<void> {
   const w = loadWeights(f.checkpoint as string);
+  for (const flag of ['out', 'dump']) {
+    const path = f[flag] as string | undefined;
+    if (path && existsSync(path) && statSync(path).isDirectory()) throw new UsageError(`--${flag}: ${path} is a folder; give a file name, e.g. ${join(path, flag === 'out' ? 'samples.png' : 'samples.safetensors')}`);
+  }
   const { steps, solver, guidance, tMin } = samplingDefaults(w, f.steps as number | undefined, f.solver as Solver | undefined, f.guidance as number | undefined, f['t-min'] as number | undefined);
+  checkTMin(tMin, w);
   const unet = w.run.model.unet;
   const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
   const count = f.count as number;
@@ -280,7 +318,12 @@ async function cmdSample(f: Record<string, unknown>): Promise<void> {
 
 async function cmdEval(f: Record<string, unknown>): Promise<void> {
   const teacher = loadWeights(f.teacher as string);
+  const own = studentSteps(teacher);
+  if (own) throw new UsageError(`--teacher: ${f.teacher} is a distilled ${own}-step student; pass the teacher's weights, and students with --students`);
   const students = ((f.students as string[] | undefined) ?? []).map(loadWeights);
+  for (const s of students) {
+    if (!studentSteps(s)) throw new UsageError(`--students: ${s.path} is not a distilled student (no distillation stage in its config); pass the ema.safetensors of a distill stage`);
+  }
   const nfe = (f['teacher-nfe'] as string[]).map((s) => {
     const v = Number(s);
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--teacher-nfe: '${s}' is not a positive integer`);
@@ -290,6 +333,10 @@ async function cmdEval(f: Record<string, unknown>): Promise<void> {
     if (!SOLVERS.includes(s as Solver)) throw new UsageError(`--teacher-solvers: '${s}' is not one of ${SOLVERS.join(', ')}`);
     return s as Solver;
   });
+  if (!students.length && !solvers.some((s) => nfe.some((n) => Number.isInteger(n / NFE_PER_STEP[s])))) {
+    throw new UsageError(`nothing to measure: --teacher-nfe ${nfe.join(',')} is no whole number of ${solvers.join(', ')} steps (midpoint and heun take 2 NFE a step), and no --students`);
+  }
+  if (!existsSync(f.classifier as string)) throw new Error(`cannot read classifier ${f.classifier} (--classifier): no such file`);
   const gpu = await gpuFor(f);
   const rows = await evaluate({
     teacher, students, classifierPath: f.classifier as string, count: f.count as number, teacherNfe: nfe, teacherSolvers: solvers,
@@ -302,6 +349,7 @@ async function cmdEval(f: Record<string, unknown>): Promise<void> {
 }
 
 async function cmdReport(f: Record<string, unknown>): Promise<void> {
+  if (!existsSync(f.run as string)) throw new UsageError(`--run: no such folder ${f.run}; give the --out folder of a demo (holding eval/ and the training logs)`);
   console.log(`report: ${writeReport(f.run as string)}`);
 }
 
@@ -327,6 +375,7 @@ async function cmdDemo(f: Record<string, unknown>): Promise<void> {
     const code = await main(argv);
     if (code !== 0) throw new Error(`${what} failed (exit code ${code})`);
   };
+  parseSchedule(f.schedule as string[]); // before training the teacher, not after
   const started = performance.now();
   const teacherDir = join(root, 'teacher');
   await step('1/4 train the tiny teacher', ['train', '--preset', 'tiny', '--steps', String(f['teacher-steps']), '--out', teacherDir, ...(f.resume ? ['--resume'] : []), ...common]);

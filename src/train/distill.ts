@@ -8,7 +8,7 @@ import { Philox } from '../engine/philox';
 import { type KacConfig, kacPrior, kacTrainingBatch } from '../models/kac';
 import { type DistillTeacher, type StudentGrid, endpointLoss, intervalStart, teacherEndpoint } from '../models/distill';
 import { type Guidance, type Solver, type VelocityModel, integrate } from '../models/sampler';
-import { type HostTensors, readCheckpoint } from './checkpoint';
+import { type HostTensors, assertSameConfig, readCheckpoint } from './checkpoint';
 import type { Dataset } from './data';
 import { type LoopResult, type OptimConfig, trainLoop } from './loop';
 import { batchIndices } from './teacher';
@@ -134,9 +134,13 @@ export async function distillStages<M extends Module & VelocityModel>(opts: Stag
     const dir = join(opts.root, `stage${k}-${steps}step`);
     const weightsPath = join(dir, 'ema.safetensors');
     const optim = { ...opts.optim, steps: opts.stageSteps?.(k) ?? opts.optim.steps };
-    const done = existsSync(weightsPath) && readCheckpoint(weightsPath).step >= optim.steps;
+    const config = { ...opts.config, stage: k, schedule, teacherSteps: teacher.steps };
+    const earlier = existsSync(weightsPath) ? readCheckpoint(weightsPath) : null;
+    // a finished stage is reused only when it was made with the same settings
+    if (earlier) assertSameConfig(earlier.config, config, `stage ${k} (${weightsPath})`);
+    const done = earlier !== null && earlier.step >= optim.steps;
     if (!done) {
-      await trainStudent({ ...opts, optim, outDir: dir, teacher, studentSteps: steps, init: weights, config: { ...opts.config, stage: k, schedule, teacherSteps: teacher.steps } });
+      await trainStudent({ ...opts, optim, outDir: dir, teacher, studentSteps: steps, init: weights, config });
     } else if (!opts.quiet) {
       console.error(`stage ${k} (${steps} steps) already finished: ${weightsPath}`);
     }

@@ -13,6 +13,8 @@ export interface FlagSpec {
   choices?: readonly string[];
   /** lower bound for numbers */
   min?: number;
+  /** upper bound for numbers */
+  max?: number;
   /** must be given */
   required?: boolean;
 }
@@ -33,10 +35,12 @@ function convert(name: string, spec: FlagSpec, raw: unknown): unknown {
       throw bad('expected true or false');
     case 'int':
     case 'float': {
-      const v = typeof raw === 'number' ? raw : Number(raw);
-      if (typeof raw === 'string' && raw.trim() === '') throw bad('expected a number');
+      // from --config, only a number or a string is one (Number(true) is 1, Number(null) is 0)
+      if ((typeof raw !== 'number' && typeof raw !== 'string') || (typeof raw === 'string' && raw.trim() === '')) throw bad('expected a number');
+      const v = Number(raw);
       if (!Number.isFinite(v) || (spec.type === 'int' && !Number.isInteger(v))) throw bad(`expected ${spec.type === 'int' ? 'an integer' : 'a number'}`);
       if (spec.min !== undefined && v < spec.min) throw bad(`must be at least ${spec.min}`);
+      if (spec.max !== undefined && v > spec.max) throw bad(`must be at most ${spec.max}`);
       return v;
     }
     case 'list': {

@@ -3,9 +3,9 @@
 // non-finite loss that names the step. Everything random in a step comes from Philox(seed, step),
 // so a resumed run replays exactly the steps an uninterrupted run would have taken.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { AdamW, EMA, type Gpu, GpuError, type Module, Tensor, keep, scope, warmupLr } from '../engine/index';
-import { type Checkpoint, type HostTensors, assertSameConfig, loadLatestCheckpoint, saveCheckpoint, writeFileAtomic, encodeCheckpoint } from './checkpoint';
+import { type Checkpoint, CheckpointError, type HostTensors, assertSameConfig, listCheckpoints, loadLatestCheckpoint, saveCheckpoint, writeFileAtomic, encodeCheckpoint } from './checkpoint';
 import { Progress } from './progress';
 
 export interface OptimConfig {
@@ -74,6 +74,11 @@ export async function trainLoop<M extends Module>(opts: LoopOptions<M>): Promise
   let step = 0;
 
   const latest = opts.resume ? loadLatestCheckpoint(outDir) : null;
+  const earlier = listCheckpoints(outDir);
+  if (!opts.resume && earlier.length) {
+    // a fresh run would overwrite some of these and have others deleted or resumed later in its place
+    throw new CheckpointError(`${outDir} already holds checkpoints of an earlier run (${earlier.map((p) => basename(p)).join(', ')}); continue it with --resume, or use another output folder`);
+  }
   if (latest) {
     const { ckpt } = latest;
     assertSameConfig(ckpt.config, opts.config, `checkpoint ${latest.path}`);
