@@ -13,7 +13,7 @@ import { defaultKacConfig } from '../src/models/kac';
 import { endpointLoss, teacherEndpoint } from '../src/models/distill';
 import { listCheckpoints, loadLatestCheckpoint, readCheckpoint } from '../src/train/checkpoint';
 import { teacherBatch, teacherLoss, trainTeacher } from '../src/train/teacher';
-import { distillStages, trainStudent } from '../src/train/distill';
+import { distillStages, trainStudent, weightsDigest } from '../src/train/distill';
 import { ToyVelocity, toyData, toyOptim as optim } from './helpers/toy';
 
 describe('training loop and distillation', () => {
@@ -153,10 +153,10 @@ describe('training loop and distillation', () => {
     const root = mkdtempSync(join(tmpdir(), 'dk-stages-'));
     const stageSteps = [4, 3, 2];
     const teacherWeights = await teacher.emaModel.stateDict();
-    const stages = (config: Record<string, unknown> = { toy: 1 }) => distillStages({
+    const stages = (config: Record<string, unknown> = { toy: 1 }, weights = teacherWeights) => distillStages({
       root, data, createModel: () => new ToyVelocity(), config, kac: defaultKacConfig, tMin: 1e-5,
       optim: optim(99), stageSteps: (k) => stageSteps[k - 1], batch: 8, seed: 2, schedule: [8, 4, 2, 1],
-      teacherWeights, teacherSolver: 'ab2', guidance: { scale: 1.3, nullClass: 2 },
+      teacherWeights: weights, teacherSolver: 'ab2', guidance: { scale: 1.3, nullClass: 2 },
       quiet: true, logEvery: 1, checkpointEvery: 10,
     });
     const first = await stages();
@@ -172,5 +172,10 @@ describe('training loop and distillation', () => {
     // a finished stage made with other settings (e.g. another guidance weight) is not passed off as this run's
     await expect(stages({ toy: 2 })).rejects.toThrow(/stage 1 \(.*\) was made with another configuration/);
     expect(first.map((r) => statSync(r.weightsPath).mtimeMs)).toEqual(written);
+    // nor is one distilled from another teacher (a retrained one, same size and settings)
+    const retrained = Object.fromEntries(Object.entries(teacherWeights).map(([k, t]) => [k, { ...t, data: t.data.map((v) => v + 1e-3) }]));
+    await expect(stages({ toy: 1 }, retrained)).rejects.toThrow(/stage 1 \(.*\) was made with another configuration:\n  teacherSha256: "[0-9a-f]{64}" in the checkpoint/);
+    expect(first.map((r) => statSync(r.weightsPath).mtimeMs)).toEqual(written);
+    expect(readCheckpoint(first[1].weightsPath).config).toMatchObject({ teacherSha256: weightsDigest(readCheckpoint(first[0].weightsPath).tensors) });
   });
 });

@@ -1,6 +1,7 @@
 // Distillation stages: each trains a student (initialised from its teacher) on teacher endpoints;
 // a schedule such as 100 -> 20 -> 4 -> 2 -> 1 chains stages, each stage's EMA student becoming the
 // next stage's teacher. Every stage checkpoints, resumes, and is skipped once finished.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Module, Tensor, ew, tensor } from '../engine/index';
@@ -116,6 +117,17 @@ export interface StageResult {
   weightsPath: string;
 }
 
+/** SHA-256 of a set of weights (names, shapes and values). */
+export function weightsDigest(weights: HostTensors): string {
+  const h = createHash('sha256');
+  for (const name of Object.keys(weights).sort()) {
+    const { shape, data } = weights[name];
+    h.update(`${name}[${shape.join(',')}]`);
+    h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return h.digest('hex');
+}
+
 /** Run (or resume, or skip when finished) every stage of the schedule in order. */
 export async function distillStages<M extends Module & VelocityModel>(opts: StagesOptions<M>): Promise<StageResult[]> {
   const { schedule } = opts;
@@ -134,7 +146,8 @@ export async function distillStages<M extends Module & VelocityModel>(opts: Stag
     const dir = join(opts.root, `stage${k}-${steps}step`);
     const weightsPath = join(dir, 'ema.safetensors');
     const optim = { ...opts.optim, steps: opts.stageSteps?.(k) ?? opts.optim.steps };
-    const config = { ...opts.config, stage: k, schedule, teacherSteps: teacher.steps };
+    // the teacher's weights are part of a stage's settings: a retrained teacher gets new students
+    const config = { ...opts.config, stage: k, schedule, teacherSteps: teacher.steps, teacherSha256: weightsDigest(weights) };
     const earlier = existsSync(weightsPath) ? readCheckpoint(weightsPath) : null;
     // a finished stage is reused only when it was made with the same settings
     if (earlier) assertSameConfig(earlier.config, config, `stage ${k} (${weightsPath})`);
