@@ -47,6 +47,9 @@ describe('distillkac CLI', () => {
     const h = run(['train', '--label-dropout', '1.5', '--out', join(dir, 'run')]);
     expect(h.status).toBe(2);
     expect(h.stderr).toMatch(/--label-dropout: must be at most 1/);
+    const m = run(['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--count', '1e8', '--out', join(dir, 'g.png')]);
+    expect(m.status).toBe(2);
+    expect(m.stderr).toMatch(/--count: must be at most 100000/);
     const k = run(['train', '--kac-T', '0', '--out', join(dir, 'run')]);
     expect(k.status).toBe(2);
     expect(k.stderr).toMatch(/--kac-T must be a finite number > 0/);

@@ -88,7 +88,7 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       solver: { type: 'string', choices: SOLVERS, help: 'ODE solver (default: euler for students, ab2 for teachers)' },
       guidance: { type: 'float', help: `guidance weight w: u_null + w (u_cond - u_null); 1 = none (default: ${DEFAULT_GUIDANCE} for a teacher, 1 for a student, which has its teacher's baked in)` },
       labels: { type: 'list', default: ['all'], help: 'classes to draw, cycled over --count: 0,1,... or all' },
-      count: { type: 'int', min: 1, default: 100, help: 'number of samples' },
+      count: { type: 'int', min: 1, max: 100000, default: 100, help: 'number of samples' },
       seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draw' },
       'batch-size': { type: 'int', min: 1, default: DEFAULT_SAMPLE_BATCH, help: 'samples per GPU batch' },
       out: { type: 'path', default: 'samples.png', help: 'PNG grid' },

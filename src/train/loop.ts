@@ -98,8 +98,9 @@ export async function trainLoop<M extends Module>(opts: LoopOptions<M>): Promise
       writeFileSync(logPath, kept.map((l) => `${l}\n`).join(''));
     }
     if (!opts.quiet) console.error(`resuming from ${latest.path} at step ${step}`);
-  } else if (existsSync(logPath)) {
-    writeFileSync(logPath, '');
+  } else {
+    if (opts.resume && !opts.quiet) console.error(`--resume: no checkpoint in ${outDir} yet; starting at step 0`);
+    if (existsSync(logPath)) writeFileSync(logPath, '');
   }
 
   const gpu: Gpu = model.parameters()[0].gpu;
