@@ -2,9 +2,10 @@
 // resumes to parameters bit-identical to an uninterrupted run; bad flags exit with code 2; a
 // mismatched checkpoint is refused; sample is deterministic in its seed and writes what it promises.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encode } from 'fast-png';
 import { describe, expect, it } from 'vitest';
 import { decodeSafetensors } from '../src/engine/safetensors';
 import { listCheckpoints, readCheckpoint } from '../src/train/checkpoint';
@@ -113,6 +114,18 @@ describe('distillkac CLI', () => {
     expect(fresh.status).toBe(1);
     expect(fresh.stderr).toMatch(/already holds checkpoints of an earlier run .*; continue it with --resume/);
     expect(listCheckpoints(dir).map((p) => readFileSync(p))).toEqual(before);
+  }, LONG);
+
+  it('a run on a PNG folder given by a relative path stores it absolute (distill and sample run from anywhere)', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'dk-cli-png-'));
+    for (const cls of ['a', 'b']) {
+      mkdirSync(join(cwd, 'digits', cls), { recursive: true });
+      for (let i = 0; i < 2; i++) writeFileSync(join(cwd, 'digits', cls, `${i}.png`), encode({ width: 28, height: 28, channels: 1, data: new Uint8Array(784).fill(60 * i + (cls === 'a' ? 0 : 100)) }));
+    }
+    const r = run([...TRAIN, '--steps', '1', '--checkpoint-every', '1', '--data', 'png', '--dir', 'digits', '--out', 'run'], cwd);
+    expect(r.status, r.stderr).toBe(0);
+    const [ckpt] = listCheckpoints(join(cwd, 'run'));
+    expect(readCheckpoint(ckpt).config).toMatchObject({ data: { kind: 'png', dir: join(cwd, 'digits') } });
   }, LONG);
 
   it('eval writes every row as it goes and --resume keeps finished rows', () => {

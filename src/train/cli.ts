@@ -1,6 +1,6 @@
 // The distillkac command: train, distill, sample, eval, bench, report, demo.
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Gpu, manualSeed, noGrad } from '../engine/index';
 import { initGpu } from '../engine/dawn';
 import { encodeSafetensors } from '../engine/safetensors';
@@ -157,10 +157,11 @@ function dataSpec(f: Record<string, unknown>): DataSpec {
   switch (f.data) {
     case 'idx':
       if (!f.images || !f.labels) throw new UsageError('--data idx needs --images and --labels');
-      return { kind: 'idx', images: String(f.images), labels: String(f.labels) };
+      // absolute, so that distill and sample find the data from any folder
+      return { kind: 'idx', images: resolve(String(f.images)), labels: resolve(String(f.labels)) };
     case 'png':
       if (!f.dir) throw new UsageError('--data png needs --dir');
-      return { kind: 'png', dir: String(f.dir) };
+      return { kind: 'png', dir: resolve(String(f.dir)) };
     default:
       return { kind: 'mnist' };
   }
