@@ -2,7 +2,7 @@
 // resumed run is bit-identical to an uninterrupted one, a corrupt newest checkpoint falls back to
 // the previous one, a NaN loss stops training naming the step, and endpoint distillation of a
 // teacher into itself at N = 1 has zero loss.
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,7 +58,11 @@ describe('training loop and distillation', () => {
     const resumed = mkdtempSync(join(tmpdir(), 'dk-b-'));
     const a = await run(straight, 30);
     await run(resumed, 20);
+    // a run killed while writing a checkpoint leaves a partial file; the next save removes it
+    const partial = join(resumed, 'ckpt-00000030.safetensors.tmp-999999999');
+    writeFileSync(partial, 'partial');
     const b = await run(resumed, 30, true);
+    expect(existsSync(partial)).toBe(false);
     const pa = await a.model.stateDict();
     const pb = await b.model.stateDict();
     for (const k of Object.keys(pa)) expect(Buffer.from(pb[k].data.buffer).equals(Buffer.from(pa[k].data.buffer))).toBe(true);

@@ -58,6 +58,11 @@ export function saveCheckpoint(dir: string, ckpt: Checkpoint, keep = 2): string 
   const path = join(dir, `ckpt-${String(ckpt.step).padStart(8, '0')}.safetensors`);
   writeFileAtomic(path, encodeCheckpoint(ckpt));
   for (const old of listCheckpoints(dir).slice(Math.max(1, keep))) rmSync(old, { force: true });
+  // partial files of runs killed while writing (one run per folder: any other process's are stale)
+  for (const n of readdirSync(dir)) {
+    const m = /^ckpt-\d{8}\.safetensors\.tmp-(\d+)$/.exec(n);
+    if (m && Number(m[1]) !== process.pid) rmSync(join(dir, n), { force: true });
+  }
   return path;
 }
 
