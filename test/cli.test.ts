@@ -48,6 +48,9 @@ describe('distillkac CLI', () => {
     const h = run(['train', '--label-dropout', '1.5', '--out', join(dir, 'run')]);
     expect(h.status).toBe(2);
     expect(h.stderr).toMatch(/--label-dropout: must be at most 1/);
+    const same = run(['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--out', join(dir, 'g.png'), '--dump', join(dir, '.', 'g.png')]);
+    expect(same.status).toBe(2);
+    expect(same.stderr).toMatch(/--dump and --out are both/);
     const m = run(['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--count', '1e8', '--out', join(dir, 'g.png')]);
     expect(m.status).toBe(2);
     expect(m.stderr).toMatch(/--count: must be at most 100000/);

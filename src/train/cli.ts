@@ -296,8 +296,11 @@ async function cmdSample(f: Record<string, unknown>): Promise<void> {
     const path = f[flag] as string | undefined;
     if (path && existsSync(path) && statSync(path).isDirectory()) throw new UsageError(`--${flag}: ${path} is a folder; give a file name, e.g. ${join(path, flag === 'out' ? 'samples.png' : 'samples.safetensors')}`);
   }
+  if (f.dump && resolve(f.dump as string) === resolve(f.out as string)) throw new UsageError(`--dump and --out are both ${f.out}; give the samples file another name`);
   const { steps, solver, guidance, tMin } = samplingDefaults(w, f.steps as number | undefined, f.solver as Solver | undefined, f.guidance as number | undefined, f['t-min'] as number | undefined);
   checkTMin(tMin, w);
+  const own = studentSteps(w);
+  if (own && guidance !== 1) console.warn(`note: ${f.checkpoint} is a ${own}-step student with its teacher's guidance baked in; --guidance ${guidance} guides it again, with an unconditional branch it was not distilled for`);
   const unet = w.run.model.unet;
   const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
   const count = f.count as number;
