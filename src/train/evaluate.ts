@@ -113,7 +113,10 @@ export async function evaluate(opts: EvalOptions): Promise<EvalRow[]> {
   for (const solver of opts.teacherSolvers) {
     for (const nfe of opts.teacherNfe) {
       const steps = nfe / NFE_PER_STEP[solver];
-      if (!Number.isInteger(steps) || steps < 1) continue;
+      if (!Number.isInteger(steps) || steps < 1) {
+        console.error(`skipping teacher ${solver} at ${nfe} NFE: ${solver} takes ${NFE_PER_STEP[solver]} NFE a step`);
+        continue;
+      }
       await row(opts.teacher, 'teacher', solver, steps, opts.guidance, opts.guidance, `teacher-${solver}-${nfe}nfe`);
     }
   }
