@@ -1,6 +1,7 @@
 // Seeded random tensors from the counter-based Philox generator: the same seed gives the same
 // uniform bits on every adapter. Without an explicit seed, each call draws the next stream of the
-// global generator, whose state is part of a training checkpoint.
+// global generator (manualSeed; getRandomState/setRandomState save and restore it). Checkpoints do
+// not store it: parameter init uses it, and training draws its randomness from Philox(seed, step).
 import { randomKernel } from '../../kernels/random';
 import { philoxKey } from '../philox';
 import { Tensor, checkShape, getDefaultGpu } from '../tensor';
