@@ -742,6 +742,21 @@ forEachBackend('ops', (getGpu) => {
     });
   });
 
+  it('a few thousand dispatches with uniform blocks go to the GPU in one submit', async () => {
+    const gpu = getGpu();
+    await scope(async () => {
+      await rand([1000]).toArray();
+      const submits = gpu.counters.submits;
+      const dispatches = gpu.counters.dispatches;
+      let last = rand([1000]);
+      for (let i = 1; i < 3000; i++) last = rand([1000], { lo: i, hi: i + 1 }); // one kernel, a uniform block each
+      expect(gpu.counters.dispatches - dispatches).toBe(3000);
+      expect(gpu.counters.submits).toBe(submits);
+      expect(Math.floor((await last.toArray())[999])).toBe(2999);
+      expect(gpu.counters.submits).toBe(submits + 1);
+    });
+  });
+
   // ---- softmax family ----
   for (const [shape, axis] of [
     [[7, 33], -1],

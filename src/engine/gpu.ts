@@ -43,7 +43,9 @@ const RAISED_LIMITS = [
 
 /** Submit automatically once this many dispatches are recorded (bounds encoder memory). */
 const MAX_DISPATCHES_PER_SUBMIT = 4096;
-const UNIFORM_ARENA_BYTES = 1 << 16;
+/** One uniform block per dispatch of a submit at WebGPU's largest offset alignment (256 bytes), so
+ *  uniforms never force an early submit (1 MiB). */
+const UNIFORM_ARENA_BYTES = MAX_DISPATCHES_PER_SUBMIT * 256;
 
 export class GpuError extends Error {
   override name = 'GpuError';
