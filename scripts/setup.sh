@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent setup: npm packages, then a software GPU when no WebGPU adapter comes up.
+# Idempotent setup: npm packages (when missing or older than the lockfile), then Mesa unless both the
+# default and the OpenGL adapter come up.
 # Mesa 25 from bookworm-backports gives Vulkan (lavapipe, feature level core);
 # Mesa's EGL gives OpenGL (llvmpipe, feature level compatibility). Real GPUs need only their driver.
 # `--tests` also installs what only the test suite needs (Debian's Chromium for the browser test).
