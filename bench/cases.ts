@@ -5,7 +5,7 @@
 // implementation per engine (see `matmulCase` for the pattern).
 import type { Env, EngineName } from './engines';
 import { type Tensor, conv2d, keep, matmul, noGrad, scope, tensor } from '../src/engine/index';
-import { AdamW } from '../src/engine/index';
+import { AdamW, EMA } from '../src/engine/index';
 import { UNet, plan, unetFlops, unetPresets } from '../src/models/unet';
 import { type TeacherBatch, teacherLoss } from '../src/train/teacher';
 import type { Array as JaxArray } from '@jax-js/jax';
@@ -357,8 +357,9 @@ export function reductionCase(n: number, chain: number): BenchCase {
 }
 
 /**
- * One teacher training step on the UNet (flow-matching loss, backward, AdamW with clipping), on a
- * synthetic batch of MNIST-sized images. Ours only: the peers have no such model. Counted as 3x the
+ * One teacher training step on the UNet as `trainLoop` runs it (flow-matching loss, backward, AdamW
+ * with clipping, EMA update), on a synthetic batch of MNIST-sized images (the host-side sampling of a
+ * real batch is not timed). Ours only: the peers have no such model. Counted as 3x the
  * forward FLOPs (unetFlops' own estimate of a training step).
  */
 function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
@@ -383,6 +384,7 @@ function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
       ours: () => {
         const model = new UNet(cfg);
         const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0, maxGradNorm: 1 });
+        const ema = new EMA(model, { decay: 0.999, warmup: 10 });
         return {
           iter: () =>
             scope(async () => {
@@ -390,10 +392,11 @@ function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
               loss.backward();
               opt.step();
               opt.zeroGrad();
+              ema.update();
               return await loss.item();
             }),
           dispose: () => {
-            for (const p of model.parameters()) p.dispose();
+            for (const p of [...model.parameters(), ...ema.shadow]) p.dispose();
           },
         };
       },
