@@ -280,7 +280,9 @@ export function elementwiseCase(n: number, chain: number): BenchCase {
   return {
     case: 'elementwise chain of 4',
     shape: `${n}`,
-    bytes: 8 * n,
+    // each step reads and writes n floats; the sum read back at the end reads the last output once
+    // more per iteration (a fifth of the traffic at chain 2), shared out over the chain's steps
+    bytes: 8 * n + (4 * n) / chain,
     chain,
     note: 'ours: lazily fused into one kernel per step; tfjs: 4 kernels (no fusion); jax-js: jit-fused',
     impl: {

@@ -31,8 +31,8 @@ describe('bench cases: counts and shapes', () => {
     }
   });
 
-  it('elementwise chain: one read and one write per element; reduction: one read', () => {
-    for (const c of all.filter((x) => x.case.startsWith('elementwise'))) expect(c.bytes).toBe(8 * Number(c.shape));
+  it('elementwise chain: one read and one write per element and step, plus the final sum; reduction: one read', () => {
+    for (const c of all.filter((x) => x.case.startsWith('elementwise'))) expect(c.bytes! * c.chain).toBe(8 * Number(c.shape) * c.chain + 4 * Number(c.shape));
     for (const c of all.filter((x) => x.case.startsWith('reduction'))) expect(c.bytes).toBe(4 * Number(c.shape));
   });
 
