@@ -299,7 +299,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<AdapterReport[]
   const found = await availableBackends();
   const want = !opts.backend || opts.backend === 'all' ? found : [opts.backend as Backend];
   if (want.length === 0) throw new Error('bench: no WebGPU adapter found (install the software GPU with `bash scripts/setup.sh`)');
-  const command = `npm run bench --${opts.quick ? ' --quick' : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${opts.engines ? ` --engines ${opts.engines.join(',')}` : ''}${opts.cases?.length ? ` --cases ${opts.cases.join(',')}` : ''}${opts.json ? ` --json ${opts.json}` : ''}${opts.md ? ` --md ${opts.md}` : ''}`;
+  const command = `npm run bench --${opts.quick ? ' --quick' : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${opts.engines ? ` --engines ${opts.engines.join(',')}` : ''}${opts.cases?.length ? ` --cases ${opts.cases.join(',')}` : ''}${opts.tuneCache ? ` --tune-cache ${opts.tuneCache}` : ''}${opts.json ? ` --json ${opts.json}` : ''}${opts.md ? ` --md ${opts.md}` : ''}`;
   const reports: AdapterReport[] = [];
   const write = () => {
     // after every adapter, so an interrupted run keeps what it measured
