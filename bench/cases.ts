@@ -5,16 +5,16 @@
 // implementation per engine (see `matmulCase` for the pattern).
 import type { Env, EngineName } from './engines';
 import { type Tensor, conv2d, keep, matmul, noGrad, scope, tensor } from '../src/engine/index';
-import { AdamW } from '../src/engine/index';
-import { UNet, unetFlops, unetPresets } from '../src/models/unet';
+import { AdamW, EMA } from '../src/engine/index';
+import { UNet, plan, unetFlops, unetPresets } from '../src/models/unet';
 import { type TeacherBatch, teacherLoss } from '../src/train/teacher';
 import type { Array as JaxArray } from '@jax-js/jax';
 import type { Tensor as TfTensor, Tensor4D } from '@tensorflow/tfjs-core';
 
 /** One engine's instance of a case. */
 export interface CaseRun {
-  /** run the chain and read back its scalar summary */
-  iter(): Promise<void>;
+  /** run the chain and read back its scalar summary (returned, so tests can compare the engines) */
+  iter(): Promise<number>;
   dispose(): void;
 }
 
@@ -76,7 +76,7 @@ function oursChain(env: Env, inputs: Input[], chain: number, step: (y: Tensor, .
       scope(async () => {
         let y = x;
         for (let i = 0; i < chain; i++) y = step(y, ...operands);
-        await y.sum().item();
+        return await y.sum().item();
       }),
     dispose: () => [x, ...operands].forEach((t) => t.dispose()),
   };
@@ -92,8 +92,9 @@ function tfjsChain(env: Env, inputs: Input[], chain: number, step: (t: NonNullab
         for (let i = 0; i < chain; i++) y = step(t, y, ...operands);
         return t.sum(y);
       });
-      await s.data();
+      const v = (await s.data())[0];
       s.dispose();
+      return v;
     },
     dispose: () => [x, ...operands].forEach((a) => a.dispose()),
   };
@@ -108,7 +109,7 @@ function jaxChain(env: Env, inputs: Input[], chain: number, step: (y: JaxArray, 
       // jax-js arrays are consumed by each use: pass new references
       let y: JaxArray = x.ref;
       for (let i = 0; i < chain; i++) y = step(y, ...operands.map((o) => o.ref));
-      await y.sum().data();
+      return (await y.sum().data())[0];
     },
     dispose: () => {
       [x, ...operands].forEach((a) => a.dispose());
@@ -118,7 +119,7 @@ function jaxChain(env: Env, inputs: Input[], chain: number, step: (y: JaxArray, 
 }
 
 /** x [.., M, K] -> x @ w, chained `chain` times (w [.., K, K] keeps the shape). */
-function matmulCase(name: string, xShape: number[], wShape: number[], chain: number): BenchCase {
+export function matmulCase(name: string, xShape: number[], wShape: number[], chain: number): BenchCase {
   const [M, K] = xShape.slice(-2);
   const N = wShape[wShape.length - 1];
   if (N !== K) throw new Error(`${name}: chained matmul needs a square right operand`);
@@ -160,7 +161,7 @@ const oihwToHwio = (d: Float32Array, [o, i, kh, kw]: number[]) => {
   return out;
 };
 
-function convForwardCase(n: number, c: number, h: number, chain: number): BenchCase {
+export function convForwardCase(n: number, c: number, h: number, chain: number): BenchCase {
   const { xShape, wShape, flops, xData, wData } = convShapes(n, c, h);
   const nchw = [
     { data: xData, shape: xShape },
@@ -185,10 +186,10 @@ function convForwardCase(n: number, c: number, h: number, chain: number): BenchC
 
 /**
  * Forward and backward of a 3x3 conv: y = conv(x, w); (dx, dw) = vjp(g); the chain continues with
- * x <- y + dx and w <- w - 1e-6 dw, so the forward output and both gradients are all needed.
- * Counted as 3 convolutions' flops.
+ * x <- y + dx and w <- w - lr dw, so the forward output and both gradients are all needed.
+ * Counted as 3 convolutions' flops. (Tests raise `lr` so that dw shows in the read-back sum.)
  */
-function convBackwardCase(n: number, c: number, h: number, chain: number): BenchCase {
+export function convBackwardCase(n: number, c: number, h: number, chain: number, lr = 1e-6): BenchCase {
   const { xShape, wShape, flops, xData, wData } = convShapes(n, c, h);
   const gData = unit(prod(xShape), 5);
   return {
@@ -214,10 +215,11 @@ function convBackwardCase(n: number, c: number, h: number, chain: number): Bench
                 y.backward(g);
                 grads.push(xl.grad!, wl.grad!);
                 x = noGrad(() => y.add(xl.grad!));
-                w = noGrad(() => wl.sub(wl.grad!.mul(1e-6)));
+                w = noGrad(() => wl.sub(wl.grad!.mul(lr)));
               }
-              await noGrad(() => x.sum().add(w.sum())).item();
+              const v = await noGrad(() => x.sum().add(w.sum())).item();
               for (const t of grads) t.dispose();
+              return v;
             }),
           dispose: () => (x0.dispose(), w0.dispose(), g.dispose()),
         };
@@ -235,12 +237,13 @@ function convBackwardCase(n: number, c: number, h: number, chain: number): Bench
               for (let i = 0; i < chain; i++) {
                 const { value: y, grads } = t.valueAndGrads((a: TfTensor, b: TfTensor) => t.conv2d(a as Tensor4D, b as Tensor4D, 1, 'same'))([x, w], g);
                 x = t.add(y, grads[0]) as Tensor4D;
-                w = t.sub(w, t.mul(grads[1], 1e-6)) as Tensor4D;
+                w = t.sub(w, t.mul(grads[1], lr)) as Tensor4D;
               }
               return t.add(t.sum(x), t.sum(w));
             });
-            await s.data();
+            const v = (await s.data())[0];
             s.dispose();
+            return v;
           },
           dispose: () => (x0.dispose(), w0.dispose(), g.dispose()),
         };
@@ -260,9 +263,9 @@ function convBackwardCase(n: number, c: number, h: number, chain: number): Bench
               const [dx, dw] = pull(g.ref) as [JaxArray, JaxArray];
               pull.dispose();
               x = y.add(dx);
-              w = w.sub(dw.mul(1e-6));
+              w = w.sub(dw.mul(lr));
             }
-            await x.sum().add(w.sum()).data();
+            return (await x.sum().add(w.sum()).data())[0];
           },
           dispose: () => (x0.dispose(), w0.dispose(), g.dispose()),
         };
@@ -272,12 +275,14 @@ function convBackwardCase(n: number, c: number, h: number, chain: number): Bench
 }
 
 /** y = max(x * 0.9 + 0.1, 0) - 0.05: four elementwise ops, fused where the engine can. */
-function elementwiseCase(n: number, chain: number): BenchCase {
+export function elementwiseCase(n: number, chain: number): BenchCase {
   const inputs = [{ data: unit(n, 6), shape: [n] }];
   return {
     case: 'elementwise chain of 4',
     shape: `${n}`,
-    bytes: 8 * n,
+    // each step reads and writes n floats; the sum read back at the end reads the last output once
+    // more per iteration (a fifth of the traffic at chain 2), shared out over the chain's steps
+    bytes: 8 * n + (4 * n) / chain,
     chain,
     note: 'ours: lazily fused into one kernel per step; tfjs: 4 kernels (no fusion); jax-js: jit-fused',
     impl: {
@@ -300,7 +305,7 @@ function elementwiseCase(n: number, chain: number): BenchCase {
 }
 
 /** acc += sum(x), chained: one full reduction of n floats per op. */
-function reductionCase(n: number, chain: number): BenchCase {
+export function reductionCase(n: number, chain: number): BenchCase {
   const data = unit(n, 7);
   return {
     case: 'reduction sum',
@@ -315,7 +320,7 @@ function reductionCase(n: number, chain: number): BenchCase {
             scope(async () => {
               let acc = x.sum();
               for (let i = 1; i < chain; i++) acc = acc.add(x.sum());
-              await acc.item();
+              return await acc.item();
             }),
           dispose: () => x.dispose(),
         };
@@ -330,8 +335,9 @@ function reductionCase(n: number, chain: number): BenchCase {
               for (let i = 1; i < chain; i++) acc = t.add(acc, t.sum(x));
               return acc;
             });
-            await s.data();
+            const v = (await s.data())[0];
             s.dispose();
+            return v;
           },
           dispose: () => x.dispose(),
         };
@@ -343,7 +349,7 @@ function reductionCase(n: number, chain: number): BenchCase {
           iter: async () => {
             let acc: JaxArray = x.ref.sum();
             for (let i = 1; i < chain; i++) acc = acc.add(x.ref.sum());
-            await acc.data();
+            return (await acc.data())[0];
           },
           dispose: () => x.dispose(),
         };
@@ -353,8 +359,9 @@ function reductionCase(n: number, chain: number): BenchCase {
 }
 
 /**
- * One teacher training step on the UNet (flow-matching loss, backward, AdamW with clipping), on a
- * synthetic batch of MNIST-sized images. Ours only: the peers have no such model. Counted as 3x the
+ * One teacher training step on the UNet as `trainLoop` runs it (flow-matching loss, backward, AdamW
+ * with clipping, EMA update), on a synthetic batch of MNIST-sized images (the host-side sampling of a
+ * real batch is not timed). Ours only: the peers have no such model. Counted as 3x the
  * forward FLOPs (unetFlops' own estimate of a training step).
  */
 function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
@@ -379,6 +386,7 @@ function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
       ours: () => {
         const model = new UNet(cfg);
         const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0, maxGradNorm: 1 });
+        const ema = new EMA(model, { decay: 0.999, warmup: 10 });
         return {
           iter: () =>
             scope(async () => {
@@ -386,10 +394,11 @@ function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
               loss.backward();
               opt.step();
               opt.zeroGrad();
-              await loss.item();
+              ema.update();
+              return await loss.item();
             }),
           dispose: () => {
-            for (const p of model.parameters()) p.dispose();
+            for (const p of [...model.parameters(), ...ema.shadow]) p.dispose();
           },
         };
       },
@@ -397,22 +406,37 @@ function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
   };
 }
 
+/** Batch of the UNet-shaped cases (the `small` teacher's training batch in the full run). */
+const UNET_BATCH = 64;
+
 /**
- * The cases, smallest first. Shapes "our UNet uses" are those of the `small` MNIST preset at batch 64
- * (32 and 64 channels at 28x28 and 14x14; time-embedding MLP width 128) and the attention product of
- * the `base` preset at its 7x7 level (128 channels, 49 positions).
+ * Shapes our UNet uses, read from the presets' plans so they follow the presets: the 3x3 convolution
+ * that keeps the channel count (every ResBlock's conv2) at the `small` preset's two largest levels
+ * (12 channels at 28x28, 24 at 14x14), its time-embedding MLP (width 48), and the attention product
+ * `v @ attn^T` of the `base` preset at its attention level (128 channels, 49 positions).
  */
+export function unetBenchShapes(): { convs: { c: number; h: number }[]; embDim: number; attn: { c: number; n: number } } {
+  const small = plan(unetPresets.small);
+  const convs: { c: number; h: number }[] = [];
+  for (const s of small.down) if (s.kind === 'res' && !convs.some((x) => x.h === s.size)) convs.push({ c: s.cout, h: s.size });
+  const a = plan(unetPresets.base).down.find((s) => s.kind === 'res' && s.attn);
+  if (!a || a.kind !== 'res') throw new Error('bench: the base preset has no attention level');
+  return { convs: convs.slice(0, 2), embDim: small.embDim, attn: { c: a.cout, n: a.size * a.size } };
+}
+
+/** The cases, smallest first. */
 export function benchCases(quick: boolean, hardware = false): BenchCase[] {
   const cases: BenchCase[] = [];
   // a real GPU also gets the 4096 product (the issue's TFLOP/s target); CPU emulation would take minutes
   const sizes = quick ? [256, 1024] : hardware ? [256, 512, 1024, 2048, 4096] : [256, 512, 1024, 2048];
   for (const s of sizes) cases.push(matmulCase('matmul', [s, s], [s, s], hardware ? 8 : s <= 256 ? 8 : s <= 512 ? 4 : s <= 1024 ? 2 : 1));
-  cases.push(matmulCase('matmul unet emb', [64, 128], [128, 128], 8));
-  cases.push(matmulCase('matmul unet attn', [64, 128, 49], [64, 49, 49], 4));
-  cases.push(convForwardCase(64, 32, 28, 2));
-  if (!quick) cases.push(convForwardCase(64, 64, 14, 2));
-  cases.push(convBackwardCase(64, 32, 28, 1));
-  if (!quick) cases.push(convBackwardCase(64, 64, 14, 1));
+  const u = unetBenchShapes();
+  const B = UNET_BATCH;
+  cases.push(matmulCase('matmul unet emb', [B, u.embDim], [u.embDim, u.embDim], 8));
+  cases.push(matmulCase('matmul unet attn', [B, u.attn.c, u.attn.n], [B, u.attn.n, u.attn.n], 4));
+  const convs = quick ? u.convs.slice(0, 1) : u.convs;
+  for (const { c, h } of convs) cases.push(convForwardCase(B, c, h, 2));
+  for (const { c, h } of convs) cases.push(convBackwardCase(B, c, h, 1));
   cases.push(elementwiseCase(quick ? 1 << 22 : 1 << 24, 2));
   cases.push(reductionCase(quick ? 1 << 22 : 1 << 24, 2));
   cases.push(quick ? trainStepCase('tiny', 32) : trainStepCase('small', 64));

@@ -68,10 +68,20 @@ export async function openEnv(backend: Backend, engines: EngineName[]): Promise<
   setDefaultGpu(gpu);
 
   // The peers ask navigator.gpu for an adapter; on the GL path it must be requested at feature level
-  // 'compatibility'. Same instance, same adapter.
+  // 'compatibility'. Same instance, and the same options as ours (the peers ask for powerPreference
+  // 'high-performance', which on a machine with two GPUs can pick the other one), checked to be the
+  // same adapter.
   const featureLevel = backend === 'opengl' ? 'compatibility' : 'core';
   const navGpu = {
-    requestAdapter: (o?: GPURequestAdapterOptions) => instance.requestAdapter({ ...o, featureLevel } as GPURequestAdapterOptions),
+    requestAdapter: async () => {
+      const adapter = await instance.requestAdapter({ featureLevel } as GPURequestAdapterOptions);
+      const a = gpu.adapter;
+      const b = adapter?.info;
+      if (b && (b.vendor !== a.vendor || b.architecture !== a.architecture || b.description !== a.description)) {
+        throw new Error(`a peer was offered another adapter (${b.description}) than ours (${a.description})`);
+      }
+      return adapter;
+    },
     getPreferredCanvasFormat: () => 'rgba8unorm' as GPUTextureFormat,
     get wgslLanguageFeatures() {
       return instance.wgslLanguageFeatures;

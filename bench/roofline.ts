@@ -25,6 +25,14 @@ async function timeKernel(gpu: Gpu, kernel: Kernel, buffers: GPUBuffer[], reps: 
   return best;
 }
 
+/** Floating-point operations of one launch of `fmaKernel(wg, chains, _, iters, groups)`: every
+ *  invocation of the launched grid (gx * gy workgroups, which past 65535 groups is more than
+ *  `groups`; there is no bounds check) runs 8 * chains * iters. */
+export function fmaFlops(kernel: Kernel, wg: number, chains: number, iters: number): number {
+  const [gx, gy, gz] = kernel.workgroups;
+  return 8 * chains * iters * wg * gx * gy * gz;
+}
+
 /** `chains` independent vec4 FMA chains per invocation, `iters` steps each: 8 * chains * iters flops.
  *  The loop body repeats the step `unroll` times: on llvmpipe every loop iteration re-masks its
  *  loop-carried values, so the rolled loop measures that overhead rather than FMA throughput
@@ -103,7 +111,7 @@ export async function measurePeaks(gpu: Gpu, opts: { quick?: boolean; log?: (s: 
     }
     const kernel = fmaKernel(wg, chains, unroll, iters, groups);
     ms = await timeKernel(gpu, kernel, [out], 1, trials);
-    const gflops = (8 * chains * iters * wg * groups) / ms / 1e6;
+    const gflops = fmaFlops(kernel, wg, chains, iters) / ms / 1e6;
     details.push({ kernel: kernel.name, value: gflops, unit: 'GFLOP/s', ms });
     opts.log?.(`  ${kernel.name}: ${gflops.toFixed(1)} GFLOP/s`);
     fma = Math.max(fma, gflops);

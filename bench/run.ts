@@ -145,13 +145,15 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
       try {
         const run = await make(env);
         runs.set(engine, run);
-        // warm-up: compiles pipelines; for ours it also queues GEMM shape classes for the autotuner
+        // warm-up, two untimed iterations for every engine: the first compiles pipelines (for ours it
+        // also queues GEMM shape classes for the autotuner, run in between); the second runs with
+        // the pipelines (and tuned kernels) in place and the engine's buffer pools filled
         await run.iter();
         if (engine === 'ours') {
           const tuned = await tuneGemms(env.gpu, { budgetMs: quick ? 30_000 : 120_000 });
           for (const t of tuned) if (t.timings.length > 1) log(`  tuned ${t.name}: ${t.chosen} (${t.timings.map((x) => `${x.variant} ${x.ms.toFixed(2)}`).join(', ')} ms)`);
-          await run.iter();
         }
+        await run.iter();
       } catch (e) {
         runs.delete(engine);
         fail(engine, e);
@@ -297,7 +299,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<AdapterReport[]
   const found = await availableBackends();
   const want = !opts.backend || opts.backend === 'all' ? found : [opts.backend as Backend];
   if (want.length === 0) throw new Error('bench: no WebGPU adapter found (install the software GPU with `bash scripts/setup.sh`)');
-  const command = `npm run bench --${opts.quick ? ' --quick' : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${opts.engines ? ` --engines ${opts.engines.join(',')}` : ''}${opts.cases?.length ? ` --cases ${opts.cases.join(',')}` : ''}${opts.json ? ` --json ${opts.json}` : ''}${opts.md ? ` --md ${opts.md}` : ''}`;
+  const command = `npm run bench --${opts.quick ? ' --quick' : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${opts.engines ? ` --engines ${opts.engines.join(',')}` : ''}${opts.cases?.length ? ` --cases ${opts.cases.join(',')}` : ''}${opts.tuneCache ? ` --tune-cache ${opts.tuneCache}` : ''}${opts.json ? ` --json ${opts.json}` : ''}${opts.md ? ` --md ${opts.md}` : ''}`;
   const reports: AdapterReport[] = [];
   const write = () => {
     // after every adapter, so an interrupted run keeps what it measured

@@ -1,7 +1,7 @@
 // The roofline microkernels do the work their GFLOP/s and GB/s figures count: every FMA step of
 // every chain (unrolled or not) against a float32 simulation on the CPU, and every copied word.
 import { expect, it } from 'vitest';
-import { copyKernel, fmaKernel } from '../bench/roofline';
+import { copyKernel, fmaFlops, fmaKernel } from '../bench/roofline';
 import { forEachBackend } from './helpers/gpu';
 
 /** The FMA kernel's output for invocation `g`: the sum of its chains after `iters` steps. */
@@ -18,6 +18,17 @@ function fmaReference(g: number, chains: number, iters: number): number[] {
   }
   return sum;
 }
+
+it('peak.fma counts the flops of every workgroup it launches, also when the grid wraps past 65535', () => {
+  // 196608 groups launch as 65535 x 4 = 262140 workgroups (no bounds check: all of them compute)
+  for (const groups of [16, 65535, 65536, 196608, 1 << 20]) {
+    const k = fmaKernel(64, 8, 4, 512, groups);
+    const launched = k.workgroups[0] * k.workgroups[1] * k.workgroups[2];
+    expect(launched).toBeGreaterThanOrEqual(groups);
+    expect(k.code).not.toMatch(/return;|if \(/);
+    expect(fmaFlops(k, 64, 8, 512)).toBe(8 * 8 * 512 * 64 * launched);
+  }
+});
 
 forEachBackend('roofline microkernels', (getGpu) => {
   it.each([

@@ -152,10 +152,10 @@ export class Upsample extends Module {
 }
 
 /** One step of the UNet's plan: the same list drives the down path, the up path, and unetFlops. */
-type DownStep = { kind: 'res'; cin: number; cout: number; size: number; attn: boolean } | { kind: 'down'; ch: number; size: number };
-type UpStep = { kind: 'res'; cin: number; cout: number; size: number; attn: boolean } | { kind: 'up'; ch: number; size: number };
+export type DownStep = { kind: 'res'; cin: number; cout: number; size: number; attn: boolean } | { kind: 'down'; ch: number; size: number };
+export type UpStep = { kind: 'res'; cin: number; cout: number; size: number; attn: boolean } | { kind: 'up'; ch: number; size: number };
 
-interface Plan {
+export interface Plan {
   down: DownStep[];
   mid: { ch: number; size: number };
   up: UpStep[];
@@ -186,7 +186,7 @@ function validate(cfg: UNetConfig): void {
   if (cfg.timeScale !== undefined && !(Number.isFinite(cfg.timeScale) && cfg.timeScale > 0)) throw new Error(`UNet: timeScale must be positive, got ${cfg.timeScale}`);
 }
 
-function plan(cfg: UNetConfig): Plan {
+export function plan(cfg: UNetConfig): Plan {
   validate(cfg);
   const base = cfg.baseChannels;
   const last = cfg.channelMults.length - 1;
