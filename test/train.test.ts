@@ -12,6 +12,8 @@ import type { VelocityModel } from '../src/models/sampler';
 import { defaultKacConfig } from '../src/models/kac';
 import { endpointLoss, teacherEndpoint } from '../src/models/distill';
 import { listCheckpoints, loadLatestCheckpoint, readCheckpoint } from '../src/train/checkpoint';
+import { GEMM_CHOICES_FILE } from '../src/train/loop';
+import { clearGemmChoices, exportGemmChoices } from '../src/engine/gemm';
 import { teacherBatch, teacherLoss, trainTeacher } from '../src/train/teacher';
 import { distillStages, trainStudent, weightsDigest } from '../src/train/distill';
 import { ToyVelocity, toyData, toyOptim as optim } from './helpers/toy';
@@ -25,13 +27,26 @@ describe('training loop and distillation', () => {
   });
   afterAll(() => gpu.destroy());
 
-  const run = (outDir: string, steps: number, resume = false, lr = 3e-3) => {
+  const run = (outDir: string, steps: number, resume = false, lr = 3e-3, tune = false) => {
     manualSeed(3); // model init comes from the global generator
     return trainTeacher({
       outDir, data, createModel: () => new ToyVelocity(), config: { toy: 1 }, kac: defaultKacConfig,
-      optim: optim(steps, lr), batch: 16, labelDropout: 0.1, seed: 11, resume, quiet: true, logEvery: 5, checkpointEvery: 10,
+      optim: optim(steps, lr), batch: 16, labelDropout: 0.1, seed: 11, resume, quiet: true, logEvery: 5, checkpointEvery: 10, tune,
     });
   };
+
+  it('--tune times the run\'s kernel shapes after the first step, saves the choices, and a resumed run loads them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dk-tune-'));
+    clearGemmChoices();
+    await run(dir, 10, false, 3e-3, true);
+    const saved = JSON.parse(readFileSync(join(dir, GEMM_CHOICES_FILE), 'utf8')) as Record<string, Record<string, unknown>>;
+    const classes = Object.values(saved).flatMap((m) => Object.keys(m));
+    expect(classes.some((c) => c.startsWith('conv.fwd'))).toBe(true);
+    expect(classes.some((c) => c.startsWith('conv.dw'))).toBe(true);
+    clearGemmChoices();
+    await run(dir, 20, true); // without tune: the saved choices are loaded, not re-tuned or forgotten
+    expect(Object.values(JSON.parse(exportGemmChoices())).flatMap((m) => Object.keys(m as object)).sort()).toEqual([...classes].sort());
+  });
 
   it('the teacher loss falls on held-out batches and the JSONL log records every logged step', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dk-teacher-'));

@@ -40,6 +40,7 @@ const optimFlags = (d: { steps: number; batch: number; lr: number; warmup: numbe
   'ema-decay': { type: 'float', min: 0, max: 1, default: 0.999, help: 'EMA decay of the sampling weights' },
   'ema-warmup': { type: 'int', min: 0, default: 10, help: 'EMA decay ramp min(decay, (1+n)/(warmup+n))' },
   seed: { type: 'int', min: 0, default: 0, help: 'seed of every random choice in the run' },
+  tune: { type: 'bool', default: false, help: `after the first step, time every kernel candidate of the run's matmul/convolution shapes and keep the fastest (saved to <out>/gemm-choices.json, used on resume); minutes of compiling on a software GPU, so for runs of an hour or more` },
   out: { type: 'path', help: 'output folder (checkpoints, log.jsonl, samples/, ema.safetensors)' },
   resume: { type: 'bool', default: false, help: 'continue from the newest checkpoint in --out' },
   'checkpoint-every': { type: 'int', min: 1, default: 250, help: 'steps between checkpoints (and sample grids)' },
@@ -212,7 +213,7 @@ async function cmdTrain(f: Record<string, unknown>): Promise<void> {
   const shape = [data.channels, data.height, data.width];
   const res = await trainTeacher({
     outDir, data, createModel: () => createModel(run.model), config, kac: run.kac, optim, batch: f.batch as number,
-    labelDropout: f['label-dropout'] as number, seed: f.seed as number, resume: f.resume as boolean, quiet: f.quiet as boolean,
+    labelDropout: f['label-dropout'] as number, seed: f.seed as number, resume: f.resume as boolean, quiet: f.quiet as boolean, tune: f.tune as boolean,
     logEvery: f['log-every'] as number, checkpointEvery: f['checkpoint-every'] as number,
     onCheckpoint: f.grids ? gridWriter(outDir, shape, data.numClasses, run, 20, 'ab2', f.batch as number) : undefined,
   });
@@ -263,7 +264,7 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
     config: { ...runCfg, guidance: guidance.scale, teacherSolver: f['teacher-solver'], source: f.source, tMin: f['t-min'], batch: f.batch, seed: f.seed, optim: { ...optim, steps: undefined } },
     kac: runCfg.kac, tMin: f['t-min'] as number, optim, batch: f.batch as number, seed: f.seed as number,
     schedule, stageSteps: stepsOfStage, teacherWeights: teacher.weights, teacherSolver: f['teacher-solver'] as Solver, guidance,
-    source: f.source as 'data' | 'rollout', resume: f.resume as boolean, quiet: f.quiet as boolean,
+    source: f.source as 'data' | 'rollout', resume: f.resume as boolean, quiet: f.quiet as boolean, tune: f.tune as boolean,
     logEvery: f['log-every'] as number, checkpointEvery: f['checkpoint-every'] as number,
   });
   for (const [i, r] of results.entries()) {

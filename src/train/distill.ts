@@ -32,6 +32,8 @@ export interface StudentOptions<M extends Module & VelocityModel> {
   init: HostTensors;
   source?: StartSource;
   resume?: boolean;
+  /** tune the run's GEMM/convolution kernels after its first step (see LoopOptions.tune) */
+  tune?: boolean;
   quiet?: boolean;
   logEvery?: number;
   checkpointEvery?: number;
@@ -78,6 +80,7 @@ export function trainStudent<M extends Module & VelocityModel>(opts: StudentOpti
     logEvery: opts.logEvery,
     checkpointEvery: opts.checkpointEvery,
     onCheckpoint: opts.onCheckpoint,
+    tune: opts.tune,
     label: opts.label ?? `student ${opts.studentSteps}-step`,
     loss: async (model, step) => {
       const idx = batchIndices(data.n, opts.batch, step, opts.seed);

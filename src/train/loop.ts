@@ -6,6 +6,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { basename, join } from 'node:path';
 import { AdamW, EMA, type Gpu, GpuError, type Module, Tensor, keep, scope, warmupLr } from '../engine/index';
 import { type Checkpoint, CheckpointError, type HostTensors, assertSameConfig, listCheckpoints, loadLatestCheckpoint, saveCheckpoint, writeFileAtomic, encodeCheckpoint } from './checkpoint';
+import { exportGemmChoices, importGemmChoices, pendingGemmClasses, tuneGemms } from '../engine/gemm';
 import { Progress } from './progress';
 
 export interface OptimConfig {
@@ -36,7 +37,13 @@ export interface LoopOptions<M extends Module> {
   label?: string;
   /** called after each checkpoint with a model holding the EMA weights (sample grids, ...) */
   onCheckpoint?: (emaModel: M, step: number) => Promise<void>;
+  /** after the first step, time every kernel candidate of this run's GEMM and convolution shapes and
+   *  keep the fastest (tuneGemms); the choices go to `<outDir>/gemm-choices.json`, which any run in
+   *  outDir loads, so a resumed run uses the same kernels */
+  tune?: boolean;
 }
+
+export const GEMM_CHOICES_FILE = 'gemm-choices.json';
 
 export class TrainingDivergedError extends Error {
   override name = 'TrainingDivergedError';
@@ -104,6 +111,17 @@ export async function trainLoop<M extends Module>(opts: LoopOptions<M>): Promise
   }
 
   const gpu: Gpu = model.parameters()[0].gpu;
+  const choicesPath = join(outDir, GEMM_CHOICES_FILE);
+  if (existsSync(choicesPath)) importGemmChoices(readFileSync(choicesPath, 'utf8'));
+  const tune = async () => {
+    const classes = pendingGemmClasses(gpu).length;
+    if (!classes) return;
+    if (!opts.quiet) console.error(`tuning the kernels of ${classes} GEMM/convolution shapes (once per run; saved to ${choicesPath})`);
+    const t0 = performance.now();
+    await tuneGemms(gpu);
+    writeFileAtomic(choicesPath, new TextEncoder().encode(exportGemmChoices()));
+    if (!opts.quiet) console.error(`tuned in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  };
   const emaModel = opts.createModel();
   const progress = new Progress({ total: optim.steps, label: opts.label ?? opts.kind, quiet: opts.quiet, initial: step });
   let pending: { step: number; loss: Tensor }[] = [];
@@ -151,6 +169,7 @@ export async function trainLoop<M extends Module>(opts: LoopOptions<M>): Promise
   };
 
   const started = performance.now();
+  const startStep = step;
   try {
     while (step < optim.steps) {
       opt.lr = warmupLr(step, optim.lr, optim.warmupSteps);
@@ -164,6 +183,7 @@ export async function trainLoop<M extends Module>(opts: LoopOptions<M>): Promise
       });
       pending.push({ step, loss: keep(loss) });
       step++;
+      if (opts.tune && step === startStep + 1) await tune();
       if (step % logEvery === 0 || step === optim.steps) {
         await checkLosses();
         const gradNorm = opt.lastGradNorm ? await opt.lastGradNorm.item() : null;

@@ -68,6 +68,8 @@ export interface TeacherOptions<M extends Module & VelocityModel> {
   seed: number;
   resume?: boolean;
   quiet?: boolean;
+  /** tune the run's GEMM/convolution kernels after its first step (see LoopOptions.tune) */
+  tune?: boolean;
   logEvery?: number;
   checkpointEvery?: number;
   onCheckpoint?: (emaModel: M, step: number) => Promise<void>;
@@ -95,6 +97,7 @@ export function trainTeacher<M extends Module & VelocityModel>(opts: TeacherOpti
     logEvery: opts.logEvery,
     checkpointEvery: opts.checkpointEvery,
     onCheckpoint: opts.onCheckpoint,
+    tune: opts.tune,
     label: 'teacher',
     loss: (model, step) => teacherLoss(model, teacherBatch(opts.data, opts.batch, step, opts.seed, opts.kac, opts.labelDropout), shape),
   });
