@@ -173,8 +173,10 @@ export function kacMixtureVelocity(
         u0 += w * vel[2 * k]!;
         u1 += w * vel[2 * k + 1]!;
       }
-      u0 /= z;
-      u1 /= z;
+      // a convex combination of values in [-c, c]; clamp its rounding (it lands an ulp above c on
+      // atom lines shared by several modes) so that |u_d| <= c g'(t) holds exactly, as documented
+      u0 = Math.min(c, Math.max(-c, u0 / z));
+      u1 = Math.min(c, Math.max(-c, u1 / z));
     }
     out[i] = dg * u0;
     out[i + 1] = dg * u1;
