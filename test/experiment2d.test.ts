@@ -237,6 +237,18 @@ describe('NLL statistics', () => {
   });
 });
 
+describe('NLL of non-finite points', () => {
+  it('a NaN point has a NaN log density (not -Infinity) and makes the mean NLL NaN; it is counted', () => {
+    expect(mixture2dLogDensity(NaN, 0)).toBeNaN();
+    expect(mixture2dLogDensity(0, NaN)).toBeNaN();
+    expect(mixture2dLogDensity(Infinity, 0)).toBe(-Infinity);
+    const s = nllStats(Float64Array.from([0, 0, NaN, 1, 1, 1]));
+    expect(s.nonFinite).toBe(1);
+    expect(s.mean).toBeNaN();
+    expect(s.modeCounts.reduce((a, b) => a + b, 0)).toBe(2);
+  });
+});
+
 describe('plot rasteriser', () => {
   it('draws lines, dots, text and axes, and writes an RGB PNG', () => {
     const cv = new Canvas(40, 30);
