@@ -359,7 +359,7 @@ export function mlpField(model: VelocityMlp, scale: (t: number) => number = () =
 }
 
 export interface VelocityRecord {
-  /** time of the evaluation (float32-rounded as the network saw it for network fields) */
+  /** time of the evaluation (the float64 grid time; a network field sees it rounded to float32) */
   t: number;
   /** max over points of the Euclidean norm |u| */
   maxNorm: number;
