@@ -122,6 +122,21 @@ describe('exact marginal velocity fields', () => {
     expect(kacMixtureVelocity(Float64Array.from([0.04, 0]), 0.01)[0]).toBe(C);
   });
 
+  it('Kac: |u_d| <= c holds exactly (no rounding above c) on atom lines shared by several modes', () => {
+    // x = -1 + c t is the atom of the three modes with mean x = -1: the field's x-component is the
+    // convex combination of three velocities equal to c, which floating-point division can push an ulp
+    // above c (it did: 3.0000000000000004 here, and max |u_d| = 3.000000000000001 in results/2d)
+    let max = 0;
+    for (let i = 0; i < 400; i++) {
+      const t = 0.2 + 0.8 * ((i * 0.6180339887) % 1);
+      const y = -1 + 2 * ((i * 0.7548776662) % 1);
+      const u = kacMixtureVelocity(Float64Array.from([-1 + C * t, y, 1 - C * t, y]), t);
+      max = Math.max(max, Math.abs(u[0]!), Math.abs(u[2]!));
+    }
+    expect(max).toBe(C);
+    expect(kacMixtureVelocity(Float64Array.from([-1 + C * 0.8386991005600002, -0.39269134359999924]), 0.8386991005600002)[0]).toBe(C);
+  });
+
   it('VE: the field satisfies the continuity equation for the Gaussian mixture (both schedules)', () => {
     const h = 1e-6;
     for (const ve of [GEO, BROWN]) {
@@ -219,6 +234,18 @@ describe('NLL statistics', () => {
     expect(s.modeCounts.reduce((a, b) => a + b, 0)).toBe(10);
     expect(s.mean).toBeGreaterThan(1e6);
     expect(s.meanClipped).toBeCloseTo((9 * s.atMode + 100) / 10, 6);
+  });
+});
+
+describe('NLL of non-finite points', () => {
+  it('a NaN point has a NaN log density (not -Infinity) and makes the mean NLL NaN; it is counted', () => {
+    expect(mixture2dLogDensity(NaN, 0)).toBeNaN();
+    expect(mixture2dLogDensity(0, NaN)).toBeNaN();
+    expect(mixture2dLogDensity(Infinity, 0)).toBe(-Infinity);
+    const s = nllStats(Float64Array.from([0, 0, NaN, 1, 1, 1]));
+    expect(s.nonFinite).toBe(1);
+    expect(s.mean).toBeNaN();
+    expect(s.modeCounts.reduce((a, b) => a + b, 0)).toBe(2);
   });
 });
 

@@ -539,6 +539,8 @@ export function mixture2d(n: number, seed: number, opts: Mixture2dOptions = {}):
  * log( (1/9) sum_k N((x, y); mu_k, std^2 I) ), by log-sum-exp, finite for any finite input.
  */
 export function mixture2dLogDensity(x: number, y: number, std: number = MIXTURE2D_STD): number {
+  // NaN fails every comparison below, so without this a NaN point would score -Infinity (NLL +Infinity)
+  if (Number.isNaN(x) || Number.isNaN(y)) return NaN;
   const inv2var = 1 / (2 * std * std);
   let max = -Infinity;
   const terms = new Float64Array(9);
@@ -550,7 +552,7 @@ export function mixture2dLogDensity(x: number, y: number, std: number = MIXTURE2
     terms[k] = t;
     if (t > max) max = t;
   }
-  if (max === -Infinity || Number.isNaN(max)) return max === -Infinity ? -Infinity : NaN;
+  if (max === -Infinity) return -Infinity;
   let s = 0;
   for (let k = 0; k < 9; k++) s += Math.exp(terms[k]! - max);
   return max + Math.log(s) - Math.log(9) - Math.log(2 * Math.PI * std * std);

@@ -173,8 +173,10 @@ export function kacMixtureVelocity(
         u0 += w * vel[2 * k]!;
         u1 += w * vel[2 * k + 1]!;
       }
-      u0 /= z;
-      u1 /= z;
+      // a convex combination of values in [-c, c]; clamp its rounding (it lands an ulp above c on
+      // atom lines shared by several modes) so that |u_d| <= c g'(t) holds exactly, as documented
+      u0 = Math.min(c, Math.max(-c, u0 / z));
+      u1 = Math.min(c, Math.max(-c, u1 / z));
     }
     out[i] = dg * u0;
     out[i + 1] = dg * u1;
@@ -357,7 +359,7 @@ export function mlpField(model: VelocityMlp, scale: (t: number) => number = () =
 }
 
 export interface VelocityRecord {
-  /** time of the evaluation (float32-rounded as the network saw it for network fields) */
+  /** time of the evaluation (the float64 grid time; a network field sees it rounded to float32) */
   t: number;
   /** max over points of the Euclidean norm |u| */
   maxNorm: number;
