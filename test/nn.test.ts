@@ -152,4 +152,33 @@ describe.each(backends)('nn and optim on %s', (backend) => {
     const wrong = new Mlp([2, 4, 1]);
     expect(() => wrong.loadStateDict(state)).toThrow(/net.layers.0.weight has shape \[3, 2\] in the checkpoint but \[4, 2\]/);
   });
+
+  it('a refused state dict changes nothing (no partial load) for modules, EMA and AdamW', async () => {
+    // same names, the first layer matches, the last one does not: [2, 3] in the checkpoint, [1, 3] here
+    const other = await new Mlp([2, 3, 2]).stateDict();
+    const model = new Mlp([2, 3, 1]);
+    const before = await model.stateDict();
+    expect(() => model.loadStateDict(other)).toThrow(/net.layers.2.weight has shape \[2, 3\] in the checkpoint but \[1, 3\]/);
+    const after = await model.stateDict();
+    for (const name of Object.keys(before)) expect(Array.from(after[name].data), name).toEqual(Array.from(before[name].data));
+
+    const ema = new EMA(model);
+    const emaBefore = await ema.stateDict();
+    // the right sizes everywhere but a transposed last weight: refused, and nothing loaded
+    const transposed: Record<string, { shape: number[]; data: Float32Array }> = { ...other, 'net.layers.2.weight': { shape: [3, 1], data: new Float32Array(3).fill(7) } };
+    for (const k of ['net.layers.0.weight', 'net.layers.0.bias']) transposed[k] = { shape: other[k].shape, data: other[k].data.map(() => 5) };
+    transposed['net.layers.2.bias'] = { shape: [1], data: new Float32Array([9]) };
+    expect(() => ema.loadStateDict(transposed)).toThrow(/EMA.loadStateDict: net.layers.2.weight is \[3, 1\]/);
+    const emaAfter = await ema.stateDict();
+    for (const name of Object.keys(emaBefore)) expect(Array.from(emaAfter[name].data), name).toEqual(Array.from(emaBefore[name].data));
+
+    const opt = new AdamW(model.parameters(), { lr: 0.1 });
+    const optBefore = await opt.stateDict();
+    const sizes = model.parameters().map((p) => p.size);
+    const bad = sizes.map((n, k) => new Float32Array(k === sizes.length - 1 ? n + 1 : n).fill(3));
+    expect(() => opt.loadStateDict({ step: 5, m: bad, v: bad })).toThrow(/AdamW.loadStateDict: parameter 3/);
+    const optAfter = await opt.stateDict();
+    expect(optAfter.step).toBe(optBefore.step);
+    optBefore.m.forEach((m, k) => expect(Array.from(optAfter.m[k])).toEqual(Array.from(m)));
+  });
 });

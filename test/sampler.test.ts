@@ -124,4 +124,31 @@ describe.each(backends)('sampler on %s', (backend) => {
     await expect(sample({ ...base, tMin: -0.1 })).rejects.toThrow(/t-min must be in/);
     await expect(sample({ ...base, kac: { ...defaultKacConfig, signal: 'const' } })).rejects.toThrow(/signal 'const'/);
   });
+
+  it('sampling stopped by a throwing onStep or a failing model frees its tensors', async () => {
+    const model = linearModel(0.8, 0);
+    const base = { model, labels: new Int32Array(64), sampleShape: [64], steps: 6, seed: 0 };
+    await (await sample({ ...base, solver: 'ab2' })).samples.dispose(); // compiles, fills the pool
+    await gpu.sync();
+    const live = gpu.memory.liveBytes;
+    for (const solver of ['euler', 'ab2', 'heun'] as Solver[]) {
+      for (const stopAt of [0, 3]) {
+        const stop = (k: number) => {
+          if (k === stopAt) throw new Error('stopped');
+        };
+        await expect(sample({ ...base, solver, onStep: stop })).rejects.toThrow('stopped');
+      }
+    }
+    let calls = 0;
+    const failing: VelocityModel = {
+      forward: (x, t, y) => {
+        if (++calls === 3) throw new Error('model failed');
+        return model.forward(x, t, y);
+      },
+    };
+    await expect(sample({ ...base, model: failing, solver: 'ab2' })).rejects.toThrow('model failed');
+    await gpu.sync();
+    // (the garbage collector may return forgotten tensors at any time, so live bytes can only fall)
+    expect(gpu.memory.liveBytes).toBeLessThanOrEqual(live);
+  });
 });

@@ -103,14 +103,15 @@ export abstract class Module {
           ' (was the checkpoint made with another model configuration?)',
       );
     }
+    // every check before the first upload: a refused state leaves the model as it was
     for (const [name, p] of params) {
       const s = state[name];
       if (s.shape.join() !== p.shape.join()) {
         throw new Error(`loadStateDict: ${name} has shape [${s.shape.join(', ')}] in the checkpoint but [${p.shape.join(', ')}] in the model (another model configuration?)`);
       }
       if (s.data.length !== p.size) throw new Error(`loadStateDict: ${name} has ${s.data.length} values for shape [${p.shape.join(', ')}]`);
-      p.gpu.upload(p.writableBuffer, s.data);
     }
+    for (const [name, p] of params) p.gpu.upload(p.writableBuffer, state[name].data);
   }
 }
 

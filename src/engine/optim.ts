@@ -108,6 +108,9 @@ export class AdamW {
     }
     this.params.forEach((p, k) => {
       if (state.m[k].length !== p.size || state.v[k].length !== p.size) throw new Error(`AdamW.loadStateDict: parameter ${k} has ${p.size} elements, state has ${state.m[k].length}`);
+    });
+    // checked before the first upload: a refused state leaves the optimizer as it was
+    this.params.forEach((p, k) => {
       const s = this.slots(p);
       p.gpu.upload(s.m.writableBuffer, state.m[k]);
       p.gpu.upload(s.v.writableBuffer, state.v[k]);
@@ -173,10 +176,15 @@ export class EMA {
   }
 
   loadStateDict(state: Record<string, { shape: readonly number[]; data: Float32Array }>): void {
-    this.module.namedParameters().forEach(([name], k) => {
+    const names = this.module.namedParameters().map(([name]) => name);
+    names.forEach((name, k) => {
       const s = state[name];
-      if (!s || s.data.length !== this.shadow[k].size) throw new Error(`EMA.loadStateDict: ${name} is ${s ? `${s.data.length} values, expected ${this.shadow[k].size}` : "missing"}`);
-      this.shadow[k].gpu.upload(this.shadow[k].writableBuffer, s.data);
+      const want = this.shadow[k].shape;
+      if (!s || s.data.length !== this.shadow[k].size || s.shape.join() !== want.join()) {
+        throw new Error(`EMA.loadStateDict: ${name} is ${s ? `[${s.shape.join(', ')}] with ${s.data.length} values, expected [${want.join(', ')}]` : 'missing'}`);
+      }
     });
+    // checked before the first upload: a refused state leaves the average as it was
+    names.forEach((name, k) => this.shadow[k].gpu.upload(this.shadow[k].writableBuffer, state[name].data));
   }
 }

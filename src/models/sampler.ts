@@ -70,41 +70,48 @@ export async function integrate(opts: IntegrateOptions): Promise<{ x: Tensor; nf
   let x = opts.x;
   let prevU: Tensor | null = null;
   let nfe = 0;
-  await noGrad(async () => {
-    for (let k = 0; k < opts.steps; k++) {
-      const next = scope(() => {
-        const u1 = u(x, times(k));
-        nfe++;
-        switch (solver) {
-          case 'euler':
-            return { x: ew('euler', `x - ${f32(dt)} * u`, { x, u: u1 }), u: null };
-          case 'ab2': {
-            const out = prevU
-              ? ew('ab2', `x - ${f32(dt)} * (1.5 * u - 0.5 * p)`, { x, u: u1, p: prevU })
-              : ew('euler', `x - ${f32(dt)} * u`, { x, u: u1 });
-            return { x: out, u: u1 };
+  try {
+    await noGrad(async () => {
+      for (let k = 0; k < opts.steps; k++) {
+        const next = scope(() => {
+          const u1 = u(x, times(k));
+          nfe++;
+          switch (solver) {
+            case 'euler':
+              return { x: ew('euler', `x - ${f32(dt)} * u`, { x, u: u1 }), u: null };
+            case 'ab2': {
+              const out = prevU
+                ? ew('ab2', `x - ${f32(dt)} * (1.5 * u - 0.5 * p)`, { x, u: u1, p: prevU })
+                : ew('euler', `x - ${f32(dt)} * u`, { x, u: u1 });
+              return { x: out, u: u1 };
+            }
+            case 'midpoint': {
+              const xm = ew('half', `x - ${f32(dt / 2)} * u`, { x, u: u1 });
+              nfe++;
+              return { x: ew('euler', `x - ${f32(dt)} * u`, { x, u: u(xm, times(k, dt / 2)) }), u: null };
+            }
+            case 'heun': {
+              const xe = ew('euler', `x - ${f32(dt)} * u`, { x, u: u1 });
+              nfe++;
+              return { x: ew('heun', `x - ${f32(dt / 2)} * (u + v)`, { x, u: u1, v: u(xe, times(k + 1)) }), u: null };
+            }
           }
-          case 'midpoint': {
-            const xm = ew('half', `x - ${f32(dt / 2)} * u`, { x, u: u1 });
-            nfe++;
-            return { x: ew('euler', `x - ${f32(dt)} * u`, { x, u: u(xm, times(k, dt / 2)) }), u: null };
-          }
-          case 'heun': {
-            const xe = ew('euler', `x - ${f32(dt)} * u`, { x, u: u1 });
-            nfe++;
-            return { x: ew('heun', `x - ${f32(dt / 2)} * (u + v)`, { x, u: u1, v: u(xe, times(k + 1)) }), u: null };
-          }
-        }
-      });
-      if (x !== opts.x) x.dispose();
-      prevU?.dispose();
-      x = next.x;
-      prevU = next.u;
-      opts.onStep?.(k);
-      // bound the recorded work so memory and latency stay flat on long runs
-      if (k % 8 === 7) await x.gpu.sync();
-    }
-  });
+        });
+        if (x !== opts.x) x.dispose();
+        prevU?.dispose();
+        x = next.x;
+        prevU = next.u;
+        opts.onStep?.(k);
+        // bound the recorded work so memory and latency stay flat on long runs
+        if (k % 8 === 7) await x.gpu.sync();
+      }
+    });
+  } catch (e) {
+    // a failed step (or an onStep that throws to stop) frees the state it holds, not the caller's x
+    if (x !== opts.x) x.dispose();
+    (prevU as Tensor | null)?.dispose();
+    throw e;
+  }
   (prevU as Tensor | null)?.dispose(); // (assigned inside the closure above)
   return { x, nfe };
 }
@@ -138,18 +145,21 @@ export async function sample(opts: SampleOptions): Promise<{ samples: Tensor; nf
   const prior = kacPrior(n * per, new Philox(opts.seed), kac);
   const x = tensor(prior, [n, ...opts.sampleShape]);
   const labels = tensor(opts.labels, [n]);
-  const { x: out, nfe } = await integrate({
-    model: opts.model,
-    x,
-    tStart: new Float64Array(n).fill(kac.T),
-    dt: (kac.T - tMin) / opts.steps,
-    steps: opts.steps,
-    solver: opts.solver ?? 'euler',
-    labels,
-    guidance: opts.guidance,
-    onStep: opts.onStep,
-  });
-  x.dispose();
-  labels.dispose();
-  return { samples: out, nfe };
+  try {
+    const { x: out, nfe } = await integrate({
+      model: opts.model,
+      x,
+      tStart: new Float64Array(n).fill(kac.T),
+      dt: (kac.T - tMin) / opts.steps,
+      steps: opts.steps,
+      solver: opts.solver ?? 'euler',
+      labels,
+      guidance: opts.guidance,
+      onStep: opts.onStep,
+    });
+    return { samples: out, nfe };
+  } finally {
+    x.dispose();
+    labels.dispose();
+  }
 }

@@ -52,6 +52,13 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
   const host: HostTensors = {};
   for (const [k, t] of Object.entries(tensors)) {
     if (!(t.data instanceof Float32Array)) throw new CheckpointError(`${name}: tensor ${k} has dtype ${t.dtype}, expected a float type`);
+    // weights, averages and optimizer moments of a healthy run are finite; NaN or infinity would
+    // only turn every sample into NaN (black images) or poison a resumed run
+    const bad = t.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      const count = t.data.reduce((n, v) => (Number.isFinite(v) ? n : n + 1), 0);
+      throw new CheckpointError(`${name}: tensor ${k} holds ${count} non-finite value${count > 1 ? 's' : ''} (element ${bad} is ${t.data[bad]}); the run diverged before this file was written or the file is corrupt: use an earlier checkpoint`);
+    }
     host[k] = { shape: t.shape, data: t.data };
   }
   return { kind: metadata.kind ?? 'unknown', step, config: parse('config'), state: parse('state'), tensors: host };

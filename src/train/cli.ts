@@ -10,7 +10,7 @@ import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
 import { writeFileAtomic } from './checkpoint';
 import { distillStages } from './distill';
 import { type FlagSpecs, UsageError, helpText, parseFlags } from './flags';
-import { type DataSpec, type LoadedWeights, type ModelRunConfig, createModel, loadData, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
+import { type DataSpec, type LoadedWeights, type ModelRunConfig, createModel, loadData, loadDataFor, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
 import { trainTeacher } from './teacher';
 import { samplingDefaults } from './weights';
 import { evaluate, metricsTable } from './evaluate';
@@ -252,7 +252,7 @@ async function cmdDistill(f: Record<string, unknown>): Promise<void> {
     throw new UsageError(`--teacher: ${f.teacher} is a distilled ${own}-step student, with its teacher's guidance already baked in; distill from the teacher's weights, or pass --guidance 1 to continue from this student`);
   }
   checkTMin(f['t-min'] as number, teacher);
-  const data = loadData(teacher.run.data);
+  const data = loadDataFor(teacher);
   const gpu = await gpuFor(f);
   const optim = optimOf(f, stepsOfStage(1));
   const root = (f.out as string | undefined) ?? join('runs', 'distill');

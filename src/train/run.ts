@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { type UNetConfig, unetPresets } from '../models/unet';
 import { readCheckpoint } from './checkpoint';
-import { type Dataset, loadBuiltinMnist, loadIdx, loadPngFolder } from './data';
+import { type Dataset, DataError, loadBuiltinMnist, loadIdx, loadPngFolder } from './data';
 import { imageGrid, savePng } from './png';
 import { type DataSpec, type LoadedWeights, weightsFromCheckpoint } from './weights';
 
@@ -26,6 +26,26 @@ export function loadData(spec: DataSpec, split: 'train' | 'test' = 'train'): Dat
     case 'png':
       return loadPngFolder(spec.dir);
   }
+}
+
+/**
+ * The data a weights file was trained on, read again from where its config says, and checked against
+ * the model the weights fix: files changed since (a class folder added or removed, other image sizes)
+ * would otherwise feed labels the model has no class for, or make another class the null class.
+ */
+export function loadDataFor(w: LoadedWeights, split: 'train' | 'test' = 'train'): Dataset {
+  const data = loadData(w.run.data, split);
+  const unet = w.run.model.unet;
+  const diffs: string[] = [];
+  if (data.numClasses !== unet.numClasses) diffs.push(`${data.numClasses} classes, the model ${unet.numClasses}`);
+  if (data.channels !== unet.inChannels) diffs.push(`${data.channels} channels, the model ${unet.inChannels}`);
+  if (data.height !== unet.imageSize || data.width !== unet.imageSize) diffs.push(`${data.height}x${data.width} images, the model ${unet.imageSize}x${unet.imageSize}`);
+  if (diffs.length) {
+    const spec = w.run.data;
+    const where = spec.kind === 'png' ? spec.dir : spec.kind === 'idx' ? spec.images : 'built-in MNIST';
+    throw new DataError(where, `no longer matches the model of ${w.path}: the data has ${diffs.join('; ')}`, 'restore the data the weights were trained on, or train a new teacher on this data');
+  }
+  return data;
 }
 
 /** Read a weights file (or full checkpoint) with the run config it was made with. */
