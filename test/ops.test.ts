@@ -683,6 +683,8 @@ forEachBackend('ops', (getGpu) => {
       expect(() => arange(0, 3, 0.5, { dtype: 'i32' })).toThrow(/arange: start 0 and step 0.5 do not give int32 values/);
       expect(() => arange(Number.NaN)).toThrow(/arange: start, stop and step must be finite/);
       expect(() => arange(0, 3, 0)).toThrow(/step nonzero/);
+      // from plain JavaScript: a missing number is named, not compiled into invalid WGSL
+      expect(() => full([2], undefined as unknown as number)).toThrow(/expected a number for a WGSL f32 constant, got undefined/);
       const fi = full([3], -7, { dtype: 'i32' });
       expect(Array.from(await fi.toArray())).toEqual([-7, -7, -7]);
       expect(() => tensor([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\]/);

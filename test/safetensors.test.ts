@@ -345,6 +345,13 @@ describe('safetensors validation', () => {
   const dec = (b: Uint8Array) => () => decodeSafetensors(b, { name });
   const ok = '{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}';
 
+  it('reads an ArrayBuffer (a browser fetch) like the bytes it holds; other inputs are named', () => {
+    const file = encodeSafetensors({ w: { dtype: 'F32', shape: [2], data: new Float32Array([1.5, -2]) } });
+    const copy = file.slice().buffer;
+    expect(Array.from(decodeSafetensors(copy).tensors.w.data)).toEqual([1.5, -2]);
+    expectError(() => decodeSafetensors('not bytes' as unknown as Uint8Array, { name: 'test.safetensors' }), 'INVALID_INPUT');
+  });
+
   it('rejects files too small for the length field', () => {
     expectError(dec(new Uint8Array(0)), 'TOO_SMALL');
     expectError(dec(new Uint8Array(7)), 'TOO_SMALL');

@@ -569,9 +569,7 @@ interface Entry { name: string; dtype: SafetensorsDtype; shape: number[]; begin:
  * F16 and BF16 tensors are returned as Float32Array, I64 as Int32Array
  * (a `SafetensorsError` if a value does not fit in int32).
  */
-export function decodeSafetensors(bytes: Uint8Array, opts: DecodeSafetensorsOptions = {}): DecodedSafetensors {
-  // a plain Uint8Array view: Node's Buffer.slice shares memory, and tensors must own theirs
-  bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+export function decodeSafetensors(input: Uint8Array | ArrayBuffer, opts: DecodeSafetensorsOptions = {}): DecodedSafetensors {
   const file = opts.name ?? 'safetensors data';
   const maxHeader = opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER;
   const err = (code: SafetensorsErrorCode, problem: string, hint: string): never => {
@@ -579,7 +577,12 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeSafetensorsOpti
   };
   const notSafetensors = 'check that this is a complete .safetensors file and re-download or re-save it';
 
-  if (!(bytes instanceof Uint8Array)) err('INVALID_INPUT', 'input is not a Uint8Array', 'read the file into a Uint8Array (e.g. fs.readFileSync) first');
+  if (!(input instanceof Uint8Array || input instanceof ArrayBuffer)) {
+    err('INVALID_INPUT', 'input is neither a Uint8Array nor an ArrayBuffer', 'read the file into bytes first (fs.readFileSync, or await response.arrayBuffer() in a browser)');
+  }
+  // a plain Uint8Array view (an ArrayBuffer from fetch is accepted as is): Node's Buffer.slice shares
+  // memory, and tensors must own theirs
+  const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   if (bytes.length < 8) err('TOO_SMALL', `file is ${bytes.length} bytes, smaller than the 8-byte header length field`, `the file is empty or truncated; ${notSafetensors}`);
 
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -84,6 +84,8 @@ export const NON_FINITE = `var<private> F32_NAN_BITS: u32 = 0x7fc00000u;
 var<private> F32_INF_BITS: u32 = 0x7f800000u;`;
 
 export function f32(x: number): string {
+  // a JavaScript caller may pass anything; f32(undefined) would otherwise become the WGSL 'f32(NaN.0)'
+  if (typeof x !== 'number') throw new TypeError(`expected a number for a WGSL f32 constant, got ${typeof x} ${String(x)}`);
   if (Number.isNaN(x)) return 'bitcast<f32>(F32_NAN_BITS)';
   if (x === Infinity) return 'bitcast<f32>(F32_INF_BITS)';
   if (x === -Infinity) return '(-bitcast<f32>(F32_INF_BITS))';
