@@ -11,7 +11,7 @@ import { type Gpu, type Tensor, ew, manualSeed, noGrad, setDefaultGpu, tensor } 
 import type { VelocityModel } from '../src/models/sampler';
 import { defaultKacConfig } from '../src/models/kac';
 import { endpointLoss, teacherEndpoint } from '../src/models/distill';
-import { listCheckpoints, loadLatestCheckpoint, readCheckpoint } from '../src/train/checkpoint';
+import { encodeCheckpoint, listCheckpoints, loadLatestCheckpoint, readCheckpoint } from '../src/train/checkpoint';
 import { GEMM_CHOICES_FILE } from '../src/train/loop';
 import { clearGemmChoices, exportGemmChoices } from '../src/engine/gemm';
 import { teacherBatch, teacherLoss, trainTeacher } from '../src/train/teacher';
@@ -93,6 +93,16 @@ describe('training loop and distillation', () => {
     const found = loadLatestCheckpoint(dir, (m) => warnings.push(m));
     expect(found!.ckpt.step).toBe(10);
     expect(warnings[0]).toMatch(/skipping unreadable checkpoint ckpt-00000020/);
+  });
+
+  it('resuming from a checkpoint without optimizer moments is refused by name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dk-partial-'));
+    await run(dir, 10);
+    const [newest] = listCheckpoints(dir);
+    const ckpt = readCheckpoint(newest);
+    const tensors = Object.fromEntries(Object.entries(ckpt.tensors).filter(([k]) => !k.startsWith('optim.')));
+    writeFileSync(newest, encodeCheckpoint({ ...ckpt, tensors }));
+    await expect(run(dir, 20, true)).rejects.toThrow(/ckpt-00000010.safetensors is not a complete training checkpoint \(missing optim\.m\./);
   });
 
   it('a non-finite loss stops training, names the step, and keeps the last good checkpoint', async () => {

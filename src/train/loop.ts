@@ -89,6 +89,14 @@ export async function trainLoop<M extends Module>(opts: LoopOptions<M>): Promise
   if (latest) {
     const { ckpt } = latest;
     assertSameConfig(ckpt.config, opts.config, `checkpoint ${latest.path}`);
+    const missing = names.flatMap((n) => ['model.', 'ema.', 'optim.m.', 'optim.v.'].map((p) => `${p}${n}`)).filter((k) => !ckpt.tensors[k]);
+    const counters = ckpt.state as { optimStep?: unknown; emaUpdates?: unknown } | null;
+    if (missing.length || !Number.isInteger(counters?.optimStep) || !Number.isInteger(counters?.emaUpdates)) {
+      throw new CheckpointError(
+        `${latest.path} is not a complete training checkpoint (${missing.length ? `missing ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` and ${missing.length - 3} more` : ''}` : 'no optimizer/EMA counters in its state'}); ` +
+          'resume needs a ckpt-*.safetensors written by training (ema.safetensors holds weights only): move this file away to resume from the one before, or start a new run',
+      );
+    }
     model.loadStateDict(pick(ckpt.tensors, 'model.'));
     ema.loadStateDict(pick(ckpt.tensors, 'ema.'));
     const state = ckpt.state as { optimStep: number; emaUpdates: number };
