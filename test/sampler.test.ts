@@ -117,12 +117,14 @@ describe.each(backends)('sampler on %s', (backend) => {
     expect(variance).toBeLessThan(kacVariance(9, 3, 1) * 1.1);
   });
 
-  it('sample() refuses an end time outside [0, T) and a prior that needs data', async () => {
+  it('sample() refuses an end time outside [0, T), a prior that needs data, and labels that are no class', async () => {
     const zero: VelocityModel = { forward: (x) => x.mul(0) };
     const base = { model: zero, labels: new Int32Array(2), sampleShape: [1], steps: 2, seed: 0 };
     await expect(sample({ ...base, tMin: 1 })).rejects.toThrow(/t-min must be in \[0, T\) = \[0, 1\), got 1/);
     await expect(sample({ ...base, tMin: -0.1 })).rejects.toThrow(/t-min must be in/);
     await expect(sample({ ...base, kac: { ...defaultKacConfig, signal: 'const' } })).rejects.toThrow(/signal 'const'/);
+    await expect(sample({ ...base, labels: Int32Array.from([0, 11]), guidance: { scale: 1.5, nullClass: 10 } })).rejects.toThrow(/label 11 \(at 1\) is not a class in 0..9 \(10 = unconditional\)/);
+    await expect(sample({ ...base, labels: Int32Array.from([-1, 0]) })).rejects.toThrow(/label -1 \(at 0\)/);
   });
 
   it('sampling stopped by a throwing onStep or a failing model frees its tensors', async () => {

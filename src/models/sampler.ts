@@ -140,6 +140,10 @@ export async function sample(opts: SampleOptions): Promise<{ samples: Tensor; nf
   if (!(tMin >= 0 && tMin < kac.T)) throw new Error(`sample: t-min must be in [0, T) = [0, ${kac.T}), got ${tMin}`);
   // the prior of a 'const' signal needs data (x_T = x0 + K): kacPriorFromData, as the 2-D experiment does
   if (kac.signal === 'const') throw new Error("sample: a model with signal 'const' has a prior that depends on the data; sample it with kacPriorFromData and integrate()");
+  // a class embedding returns zeros for an index past its table: check here, where labels are on the host
+  const maxLabel = opts.guidance ? opts.guidance.nullClass : Infinity;
+  const bad = opts.labels.findIndex((l) => l < 0 || l > maxLabel);
+  if (bad >= 0) throw new Error(`sample: label ${opts.labels[bad]} (at ${bad}) is not a class in 0..${Number.isFinite(maxLabel) ? `${maxLabel - 1} (${maxLabel} = unconditional)` : 'the model\'s classes'}`);
   const n = opts.labels.length;
   const per = opts.sampleShape.reduce((a, d) => a * d, 1);
   const prior = kacPrior(n * per, new Philox(opts.seed), kac);
