@@ -354,6 +354,19 @@ forEachBackend('autodiff', (getGpu) => {
     await expect(first).rejects.toThrow(/memory scopes closed out of order/);
     await second;
     expect(gpu.memory.liveBytes, 'bytes still live after both scopes').toBe(before);
+    // a scope that fails while out of order reports its own error, not the ordering one
+    const failing = scope(async () => {
+      zeros([1000]);
+      await tick();
+      throw new Error('the real failure');
+    });
+    const longer = scope(async () => {
+      await tick();
+      await tick();
+    });
+    await expect(failing).rejects.toThrow('the real failure');
+    await longer;
+    expect(gpu.memory.liveBytes, 'bytes still live after the failing scope').toBe(before);
   });
 
   it('a scope that throws frees its tensors and rethrows', () =>

@@ -100,21 +100,23 @@ function closeScope(own: Set<Tensor>, result: unknown): void {
 export function scope<T>(fn: () => T): T {
   const own = new Set<Tensor>();
   scopes.push(own);
+  // after fn threw, its error is the one to report, even if the scope also closes out of order
+  const closeAfter = (e: unknown): never => {
+    try {
+      closeScope(own, undefined);
+    } catch {
+      // the scope is closed all the same (closeScope frees before it throws)
+    }
+    throw e;
+  };
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    closeScope(own, undefined);
-    throw e;
+    return closeAfter(e);
   }
   if (result instanceof Promise) {
-    return result.then(
-      (v) => (closeScope(own, v), v),
-      (e) => {
-        closeScope(own, undefined);
-        throw e;
-      },
-    ) as T;
+    return result.then((v) => (closeScope(own, v), v), closeAfter) as T;
   }
   closeScope(own, result);
   return result;
