@@ -11,12 +11,12 @@ import { type Server, createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, type Page, chromium } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initGpu } from '../src/engine/dawn';
 import type { Gpu } from '../src/engine/index';
-import { decodeSafetensors } from '../src/engine/safetensors';
+import { decodeSafetensors, encodeSafetensors } from '../src/engine/safetensors';
 import { defaultClassifierPath, loadClassifier, predict } from '../src/train/classifier';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -111,10 +111,49 @@ interface PageDraw {
   canvas: [number, number];
 }
 
+/** Drive the form like a user: class, seed, count, Draw; wait for the result (or the page's error). */
+async function drawOnce(tab: Page): Promise<PageDraw> {
+  const before = await tab.evaluate(() => (window as unknown as { distillkac: { last?: unknown } }).distillkac.last ?? null);
+  await tab.selectOption('#label', String(LABEL));
+  await tab.fill('#seed', String(SEED));
+  await tab.fill('#count', String(COUNT));
+  await tab.click('#draw');
+  await tab.waitForFunction(
+    (prev) => {
+      const api = (window as unknown as { distillkac: { state: string; last?: unknown } }).distillkac;
+      return api.state === 'error' || (api.state === 'ready' && api.last !== undefined && api.last !== prev);
+    },
+    before,
+    { timeout: 150_000 },
+  );
+  return tab.evaluate(() => {
+    const api = (window as unknown as { distillkac: { state: string; error?: string; last: { label: number; seed: number; count: number; steps: number; samples: Float32Array; msPerImage: number; compiled: boolean } } }).distillkac;
+    if (api.state === 'error') throw new Error(`page error: ${api.error}`);
+    const c = document.getElementById('canvas') as HTMLCanvasElement;
+    const { label, seed, count, steps, samples, msPerImage, compiled } = api.last;
+    return { label, seed, count, steps, samples: Array.from(samples), msPerImage, compiled, canvas: [c.width, c.height] as [number, number] };
+  });
+}
+
+/** What the page shows: its state, the status line (and whether it is shown as an error), the controls. */
+function pageStatus(tab: Page) {
+  return tab.evaluate(() => {
+    const status = document.getElementById('status')!;
+    return {
+      state: document.body.dataset.state,
+      text: status.textContent ?? '',
+      error: status.classList.contains('error'),
+      drawEnabled: !(document.getElementById('draw') as HTMLButtonElement).disabled,
+      fileEnabled: !(document.getElementById('file') as HTMLInputElement).disabled,
+    };
+  });
+}
+
 describe('browser page (web/) in Chromium', () => {
   const work = mkdtempSync(join(tmpdir(), 'distillkac-browser-'));
   let server: Server | undefined;
   let browser: Browser | undefined;
+  let tab: Page | undefined;
   let gpu: Gpu | undefined;
   afterAll(async () => {
     for (const child of children) child.kill(); // a test that failed early leaves no CLI run behind
@@ -140,7 +179,7 @@ describe('browser page (web/) in Chromium', () => {
     ({ server } = await serve(dist));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-    const tab = await browser.newPage();
+    tab = await browser.newPage();
     const consoleLines: string[] = [];
     tab.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
     tab.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
@@ -154,31 +193,9 @@ describe('browser page (web/) in Chromium', () => {
     }
     expect(state, `page failed to start: ${await tab.evaluate(() => document.getElementById('status')?.textContent)}\n${consoleLines.join('\n')}`).toBe('ready');
 
-    // drive the form like a user: class, seed, count, Draw; twice (the second is the steady-state time)
-    const drawOnce = async (): Promise<PageDraw> => {
-      const before = await tab.evaluate(() => (window as unknown as { distillkac: { last?: unknown } }).distillkac.last ?? null);
-      await tab.selectOption('#label', String(LABEL));
-      await tab.fill('#seed', String(SEED));
-      await tab.fill('#count', String(COUNT));
-      await tab.click('#draw');
-      await tab.waitForFunction(
-        (prev) => {
-          const api = (window as unknown as { distillkac: { state: string; last?: unknown } }).distillkac;
-          return api.state === 'error' || (api.state === 'ready' && api.last !== undefined && api.last !== prev);
-        },
-        before,
-        { timeout: 150_000 },
-      );
-      return tab.evaluate(() => {
-        const api = (window as unknown as { distillkac: { state: string; error?: string; last: { label: number; seed: number; count: number; steps: number; samples: Float32Array; msPerImage: number; compiled: boolean } } }).distillkac;
-        if (api.state === 'error') throw new Error(`page error: ${api.error}`);
-        const c = document.getElementById('canvas') as HTMLCanvasElement;
-        const { label, seed, count, steps, samples, msPerImage, compiled } = api.last;
-        return { label, seed, count, steps, samples: Array.from(samples), msPerImage, compiled, canvas: [c.width, c.height] as [number, number] };
-      });
-    };
-    const first = await drawOnce();
-    const again = await drawOnce();
+    // drive the form like a user, twice (the second is the steady-state time)
+    const first = await drawOnce(tab);
+    const again = await drawOnce(tab);
     page = { first, again };
     cli = await nodeSide;
 
@@ -189,7 +206,7 @@ describe('browser page (web/) in Chromium', () => {
     expect(first.samples.length).toBe(cli.samples.length);
     let maxDiff = 0;
     for (let i = 0; i < cli.samples.length; i++) maxDiff = Math.max(maxDiff, Math.abs(first.samples[i] - cli.samples[i]));
-    const adapter = await tab.evaluate(() => (window as unknown as { distillkac: { adapter?: unknown } }).distillkac.adapter);
+    const adapter = await tab!.evaluate(() => (window as unknown as { distillkac: { adapter?: unknown } }).distillkac.adapter);
     console.log(
       `browser vs CLI: max |diff| ${maxDiff.toExponential(2)} over ${cli.samples.length} values; page ${first.msPerImage.toFixed(1)} ms/image ` +
         `with compilation, ${again.msPerImage.toFixed(2)} ms/image after; page adapter ${JSON.stringify(adapter)}; ` +
@@ -214,4 +231,43 @@ describe('browser page (web/) in Chromium', () => {
     const share = classes!.browser.filter((c) => c === LABEL).length / COUNT;
     expect(share).toBeGreaterThanOrEqual(MIN_REQUESTED_CLASS_SHARE);
   });
+
+  it('reports a bad checkpoint file and bad form values on the page, and keeps drawing with the loaded checkpoint', async (ctx) => {
+    if (!tab || !page) ctx.skip();
+    const t = tab!;
+    const loadFile = async (name: string, bytes: Uint8Array) => {
+      await t.setInputFiles('#file', { name, mimeType: 'application/octet-stream', buffer: Buffer.from(bytes) });
+      await t.waitForFunction((n) => document.body.dataset.state !== 'loading' && (document.getElementById('status')?.textContent ?? '').includes(n), name, { timeout: 60_000 });
+      return pageStatus(t);
+    };
+    // not a safetensors file, then a safetensors file that is no checkpoint: a message on the page,
+    // and the committed student stays loaded and usable
+    const notSafetensors = await loadFile('bad.safetensors', new TextEncoder().encode('this is not a checkpoint'));
+    expect(notSafetensors).toMatchObject({ state: 'ready', error: true, drawEnabled: true, fileEnabled: true });
+    expect(notSafetensors.text).toMatch(/^cannot load bad\.safetensors \(still using student-1step\.safetensors\): .*not a safetensors file/);
+    const notCheckpoint = await loadFile('plain.safetensors', encodeSafetensors({ x: { dtype: 'F32', shape: [2], data: new Float32Array(2) } }));
+    expect(notCheckpoint).toMatchObject({ state: 'ready', error: true, drawEnabled: true });
+    expect(notCheckpoint.text).toMatch(/^cannot load plain\.safetensors \(still using student-1step\.safetensors\): .*not a distillkac checkpoint/);
+
+    // form values the sampler cannot take: a message naming the field, the page stays ready
+    const submit = async (field: string, value: string) => {
+      await t.fill('#seed', String(SEED));
+      await t.fill('#count', String(COUNT));
+      await t.fill(field, value);
+      await t.evaluate(() => (document.getElementById('status')!.textContent = ''));
+      await t.click('#draw');
+      await t.waitForFunction(() => (document.getElementById('status')?.textContent ?? '') !== '', null, { timeout: 30_000 });
+      return pageStatus(t);
+    };
+    const emptyCount = await submit('#count', '');
+    expect(emptyCount).toMatchObject({ state: 'ready', error: true, drawEnabled: true, text: 'count is empty or not a number' });
+    const hugeSeed = await submit('#seed', String(2 ** 53));
+    expect(hugeSeed).toMatchObject({ state: 'ready', error: true, drawEnabled: true });
+    expect(hugeSeed.text).toMatch(/^seed must be an integer in 0\.\.\d+, got 9007199254740992$/);
+
+    // and the page still draws the same digits with the checkpoint it kept
+    const after = await drawOnce(t);
+    expect(after.samples).toEqual(page!.first.samples);
+    expect(await pageStatus(t)).toMatchObject({ state: 'ready', error: false });
+  }, 180_000);
 });

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultKacConfig } from '../src/models/kac';
 import { intervalLength, intervalStart } from '../src/models/distill';
+import { batchSeed, checkSeed, generateSamples, maxSeed } from '../src/models/generate';
 import { DEFAULT_GUIDANCE } from '../src/models/sampler';
 import { type LoadedWeights, samplingDefaults } from '../src/train/weights';
 
@@ -32,5 +33,21 @@ describe('samplingDefaults', () => {
     expect(samplingDefaults(weights({}))).toEqual({ steps: 100, solver: 'ab2', guidance: DEFAULT_GUIDANCE, tMin: 1e-5 });
     // a teacher's config may hold other fields, never a distillation t_min
     expect(samplingDefaults(weights({ tMin: 0.3 })).tMin).toBe(1e-5);
+  });
+});
+
+describe('sample seeds', () => {
+  it('accepts exactly the seeds whose batch seeds stay safe integers, and refuses others before any GPU work', async () => {
+    for (const count of [1, 20, 400, 100_000]) {
+      const max = maxSeed(count);
+      expect(Number.isSafeInteger(batchSeed(max, count - 1))).toBe(true);
+      expect(Number.isSafeInteger(batchSeed(max + 1, count - 1))).toBe(false);
+      expect(() => checkSeed(max, count)).not.toThrow();
+      expect(() => checkSeed(max + 1, count)).toThrow(`seed must be an integer in 0..${max}, got ${max + 1}`);
+    }
+    for (const bad of [-1, 1.5, NaN, Infinity]) expect(() => checkSeed(bad, 1)).toThrow(/^seed must be an integer in 0\.\.\d+, got /);
+    // the model is never touched: no device is needed to get the error
+    const opts = { model: null as never, labels: new Int32Array(2), sampleShape: [1, 2, 2], steps: 1, solver: 'euler' as const, kac: defaultKacConfig, seed: 2 ** 53 };
+    await expect(generateSamples(opts)).rejects.toThrow(/^seed must be an integer in 0\.\.\d+, got 9007199254740992$/);
   });
 });

@@ -5,7 +5,7 @@
 import checkpointUrl from '../checkpoints/mnist/student-1step.safetensors?url';
 import { browserGpu } from '../src/engine/browser';
 import type { AdapterSummary, Gpu, Module } from '../src/engine/index';
-import { generateSamples } from '../src/models/generate';
+import { checkSeed, generateSamples } from '../src/models/generate';
 import type { Solver, VelocityModel } from '../src/models/sampler';
 import { imageGrid } from '../src/train/image-grid';
 import { type LoadedWeights, modelFromWeights, samplingDefaults, weightsFromBytes } from '../src/train/weights';
@@ -55,16 +55,33 @@ let gpu: Gpu | null = null;
 let weights: LoadedWeights | null = null;
 let model: (Module & VelocityModel) | null = null;
 const compiledCounts = new Set<number>();
+/** The most digits one draw makes (the count input's max). */
+const MAX_COUNT = Number(countInput.max) || 400;
 
 const api: PageApi = { state: 'loading', draw };
 (window as unknown as { distillkac: PageApi }).distillkac = api;
 
 function setState(state: PageState, message: string, isError = false): void {
   api.state = state;
+  if (!isError) delete api.error;
   document.body.dataset.state = state;
   statusLine.textContent = message;
   statusLine.classList.toggle('error', isError);
   drawButton.disabled = state !== 'ready';
+  // no new checkpoint while one loads or a draw still uses the current model
+  fileInput.disabled = state === 'loading' || state === 'busy' || !gpu;
+}
+
+/** A mistake the user can correct (a form value, a file that is not a checkpoint): reported on the
+ *  page, which stays usable with the checkpoint already loaded. */
+class InputError extends Error {}
+
+/** Report a correctable mistake; the page stays ready when a model is loaded, else it fails. */
+function reject(e: unknown, context = ''): void {
+  const message = `${context}${e instanceof Error ? e.message : String(e)}`;
+  if (!model) return fail(new Error(message));
+  setState('ready', message, true);
+  api.error = message;
 }
 
 function fail(e: unknown): void {
@@ -83,19 +100,25 @@ async function loadCheckpoint(bytes: Uint8Array, name: string): Promise<void> {
   api.checkpoint = name;
   compiledCounts.clear();
   const unet = w.run.model.unet;
-  const current = Math.min(Number(labelSelect.value) || 0, unet.numClasses - 1);
-  labelSelect.replaceChildren(...Array.from({ length: unet.numClasses }, (_, i) => new Option(String(i), String(i))));
+  // classes 0..numClasses-1, then the null class (unconditional), as `sample --labels` allows
+  const current = Math.min(Number(labelSelect.value) || 0, unet.numClasses);
+  const classes = Array.from({ length: unet.numClasses }, (_, i) => new Option(String(i), String(i)));
+  labelSelect.replaceChildren(...classes, new Option(`${unet.numClasses} (unconditional)`, String(unet.numClasses)));
   labelSelect.value = String(current);
   const { steps, solver } = samplingDefaults(w);
   setState('ready', `${name}: ${w.ckpt.kind}, ${unet.imageSize}x${unet.imageSize}x${unet.inChannels}, ${steps} step(s) (${solver}). Pick a class, a seed and a count.`);
 }
 
 async function draw(label: number, seed: number, count: number): Promise<DrawResult> {
-  if (!gpu || !weights || !model) throw new Error(`the page is not ready (state: ${api.state})`);
+  if (!gpu || !weights || !model || api.state !== 'ready') throw new Error(`the page is not ready (state: ${api.state})`);
   const unet = weights.run.model.unet;
-  if (!Number.isInteger(label) || label < 0 || label >= unet.numClasses) throw new Error(`class must be an integer in 0..${unet.numClasses - 1}, got ${label}`);
-  if (!Number.isInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
-  if (!Number.isInteger(count) || count < 1) throw new Error(`count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(label) || label < 0 || label > unet.numClasses) throw new InputError(`class must be an integer in 0..${unet.numClasses - 1} (${unet.numClasses}: unconditional), got ${label}`);
+  if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) throw new InputError(`count must be an integer in 1..${MAX_COUNT}, got ${count}`);
+  try {
+    checkSeed(seed, count);
+  } catch (e) {
+    throw new InputError((e as Error).message);
+  }
   const { steps, solver, guidance, tMin } = samplingDefaults(weights);
   const shape = [unet.inChannels, unet.imageSize, unet.imageSize];
   const labels = new Int32Array(count).fill(label);
@@ -134,16 +157,33 @@ function paint(samples: Float32Array, n: number, shape: number[]): void {
   ctx.drawImage(tile, 0, 0, canvas.width, canvas.height);
 }
 
+/** A form field as a number; an empty field (a number input holding text reads as empty) is refused,
+ *  where Number('') would silently be 0. */
+function fieldValue(el: HTMLInputElement | HTMLSelectElement, what: string): number {
+  if (el.value.trim() === '') throw new InputError(`${what} is empty or not a number`);
+  return Number(el.value);
+}
+
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
-  draw(Number(labelSelect.value), Number(seedInput.value), Number(countInput.value)).catch(fail);
+  // input mistakes keep the page usable; a failure while drawing (GPU error, lost device) does not
+  Promise.resolve()
+    .then(() => draw(fieldValue(labelSelect, 'class'), fieldValue(seedInput, 'seed'), fieldValue(countInput, 'count')))
+    .catch((e) => (e instanceof InputError ? reject(e) : fail(e)));
 });
 
 fileInput.addEventListener('change', () => {
   const file = fileInput.files?.[0];
-  if (!file || !gpu) return;
+  if (!file || !gpu || api.state === 'loading' || api.state === 'busy') return;
+  const previous = api.checkpoint;
   setState('loading', `loading ${file.name}…`);
-  file.arrayBuffer().then((buf) => loadCheckpoint(new Uint8Array(buf), file.name)).catch(fail);
+  file
+    .arrayBuffer()
+    .then((buf) => loadCheckpoint(new Uint8Array(buf), file.name))
+    .catch((e) => {
+      fileInput.value = ''; // picking the same file again (fixed) loads it again
+      reject(e, `cannot load ${file.name}${previous && model ? ` (still using ${previous})` : ''}: `);
+    });
 });
 
 async function start(): Promise<void> {

@@ -30,9 +30,18 @@ export const DEFAULT_SAMPLE_BATCH = 250;
 /** The prior seed of the batch starting at sample `first`. */
 export const batchSeed = (seed: number, first: number) => seed * 1_000_003 + first;
 
+/** The largest seed whose batch seeds stay exact (safe integers, as Philox requires) for `count` samples. */
+export const maxSeed = (count: number) => Math.floor((Number.MAX_SAFE_INTEGER - Math.max(0, count - 1)) / 1_000_003);
+
+/** Throws unless `seed` is an integer in 0..maxSeed(count) (checked before any GPU work). */
+export function checkSeed(seed: number, count: number): void {
+  if (!Number.isInteger(seed) || seed < 0 || seed > maxSeed(count)) throw new RangeError(`seed must be an integer in 0..${maxSeed(count)}, got ${seed}`);
+}
+
 /** Samples [K, ...sampleShape] in [-1, 1] on the host, and the NFE per sample. */
 export async function generateSamples(opts: GenerateOptions): Promise<{ samples: Float32Array; nfe: number }> {
   const count = opts.labels.length;
+  checkSeed(opts.seed, count);
   const per = opts.sampleShape.reduce((a, b) => a * b, 1);
   const batch = opts.batchSize ?? DEFAULT_SAMPLE_BATCH;
   const all = new Float32Array(count * per);

@@ -54,6 +54,7 @@ export function modelFromWeights(w: LoadedWeights): Module & VelocityModel {
   try {
     model.loadStateDict(w.weights);
   } catch (e) {
+    model.dispose(); // its GPU buffers; the caller may keep running (a page keeps its current model)
     throw new Error(`${w.path}: ${(e as Error).message}`);
   }
   return model.requiresGrad(false);
