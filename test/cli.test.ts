@@ -54,6 +54,9 @@ describe('distillkac CLI', () => {
     const m = run(['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--count', '1e8', '--out', join(dir, 'g.png')]);
     expect(m.status).toBe(2);
     expect(m.stderr).toMatch(/--count: must be at most 100000/);
+    const bigSeed = run(['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--seed', '99999999999', '--out', join(dir, 'g.png')]);
+    expect(bigSeed.status).toBe(2);
+    expect(bigSeed.stderr).toMatch(/--seed: must be at most \d+/);
     const k = run(['train', '--kac-T', '0', '--out', join(dir, 'run')]);
     expect(k.status).toBe(2);
     expect(k.stderr).toMatch(/--kac-T must be a finite number > 0/);

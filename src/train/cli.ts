@@ -6,7 +6,7 @@ import { initGpu } from '../engine/dawn';
 import { encodeSafetensors } from '../engine/safetensors';
 import { KAC_CLOCKS, KAC_SIGNALS, type KacConfig, kacConfig } from '../models/kac';
 import { DEFAULT_GUIDANCE, NFE_PER_STEP, SOLVERS, type Solver, sample } from '../models/sampler';
-import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
+import { DEFAULT_SAMPLE_BATCH, generateSamples, maxSeed } from '../models/generate';
 import { writeFileAtomic } from './checkpoint';
 import { distillStages } from './distill';
 import { type FlagSpecs, UsageError, helpText, parseFlags } from './flags';
@@ -17,6 +17,9 @@ import { evaluate, metricsTable } from './evaluate';
 import { defaultClassifierPath } from './classifier';
 import { writeReport } from './report';
 import { ENGINES, type EngineName } from '../../bench/engines';
+
+/** Samples one sample/eval command draws at most (all of them are held on the host). */
+const MAX_SAMPLE_COUNT = 100_000;
 
 const common: FlagSpecs = {
   backend: { type: 'string', choices: ['default', 'vulkan', 'opengl'], help: 'WebGPU backend (env DISTILLKAC_BACKEND)' },
@@ -39,7 +42,7 @@ const optimFlags = (d: { steps: number; batch: number; lr: number; warmup: numbe
   'max-grad-norm': { type: 'float', min: 0, default: 1, help: 'global gradient-norm clip' },
   'ema-decay': { type: 'float', min: 0, max: 1, default: 0.999, help: 'EMA decay of the sampling weights' },
   'ema-warmup': { type: 'int', min: 0, default: 10, help: 'EMA decay ramp min(decay, (1+n)/(warmup+n))' },
-  seed: { type: 'int', min: 0, default: 0, help: 'seed of every random choice in the run' },
+  seed: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 0, help: 'seed of every random choice in the run' },
   tune: { type: 'bool', default: false, help: `after the first step, time every kernel candidate of the run's matmul/convolution shapes and keep the fastest (saved to <out>/gemm-choices.json, used on resume); minutes of compiling on a software GPU, so for runs of an hour or more` },
   out: { type: 'path', help: 'output folder (checkpoints, log.jsonl, samples/, ema.safetensors)' },
   resume: { type: 'bool', default: false, help: 'continue from the newest checkpoint in --out' },
@@ -89,8 +92,8 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
       solver: { type: 'string', choices: SOLVERS, help: 'ODE solver (default: euler for students, ab2 for teachers)' },
       guidance: { type: 'float', help: `guidance weight w: u_null + w (u_cond - u_null); 1 = none (default: ${DEFAULT_GUIDANCE} for a teacher, 1 for a student, which has its teacher's baked in)` },
       labels: { type: 'list', default: ['all'], help: 'classes to draw, cycled over --count: 0,1,... or all' },
-      count: { type: 'int', min: 1, max: 100000, default: 100, help: 'number of samples' },
-      seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draw' },
+      count: { type: 'int', min: 1, max: MAX_SAMPLE_COUNT, default: 100, help: 'number of samples' },
+      seed: { type: 'int', min: 0, max: maxSeed(MAX_SAMPLE_COUNT), default: 0, help: 'seed of the prior draw' },
       'batch-size': { type: 'int', min: 1, default: DEFAULT_SAMPLE_BATCH, help: 'samples per GPU batch' },
       out: { type: 'path', default: 'samples.png', help: 'PNG grid' },
       dump: { type: 'path', help: 'also write samples [K,C,H,W] (F32, in [-1,1]) and labels [K] (I32) as safetensors' },
@@ -103,12 +106,12 @@ const SPECS: Record<string, { summary: string; flags: FlagSpecs }> = {
     flags: {
       teacher: { type: 'path', required: true, help: 'teacher weights' },
       students: { type: 'list', help: 'student weights files (comma-separated)' },
-      count: { type: 'int', min: 10, default: 2000, help: 'generated digits per row (2000 for comparable FD-LeNet)' },
+      count: { type: 'int', min: 10, max: MAX_SAMPLE_COUNT, default: 2000, help: 'generated digits per row (2000 for comparable FD-LeNet)' },
       'teacher-nfe': { type: 'list', default: ['1', '2', '4', '20', '100'], help: 'NFE of the teacher rows' },
       'teacher-solvers': { type: 'list', default: ['euler', 'ab2'], help: 'solvers of the teacher rows' },
       guidance: { type: 'float', default: DEFAULT_GUIDANCE, help: 'guidance weight of the teacher rows' },
       classifier: { type: 'path', default: defaultClassifierPath(), help: 'LeNet classifier weights' },
-      seed: { type: 'int', min: 0, default: 0, help: 'seed of the prior draws' },
+      seed: { type: 'int', min: 0, max: maxSeed(MAX_SAMPLE_COUNT), default: 0, help: 'seed of the prior draws' },
       'batch-size': { type: 'int', min: 1, default: DEFAULT_SAMPLE_BATCH, help: 'samples per GPU batch (teacher rows run twice that with guidance)' },
       out: { type: 'path', default: 'runs/eval', help: 'output folder (metrics.json, table.md, grids/)' },
       resume: { type: 'bool', default: false, help: 'keep the rows already in --out that were measured with the same weights and settings' },
