@@ -31,6 +31,18 @@ if [ "$tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# Debian's python3-torch (1.13, for /usr/bin/python3) for the PyTorch twin's test
+# (test/pytorch-interop.test.ts runs interop/pytorch with $PYTHON, default /usr/bin/python3).
+if [ "$tests" = 1 ] && ! /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's python3-torch (for test/pytorch-interop.test.ts)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch >/dev/null
+  else
+    echo "setup: /usr/bin/python3 has no torch: install Debian's python3-torch (as root: apt-get install python3-torch) for test/pytorch-interop.test.ts" >&2
+  fi
+fi
+
 have_adapters() { node scripts/probe-adapters.mjs --require-all >/dev/null 2>&1; }
 
 if have_adapters; then
