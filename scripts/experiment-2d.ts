@@ -8,9 +8,9 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initGpu } from '../src/engine/dawn';
+import { initGpu } from '../src/engine/runtime/dawn';
 import type { Backend } from '../src/engine/index';
-import { SOLVERS, type Solver } from '../src/models/sampler';
+import { SOLVERS, type Solver } from '../src/models/sampling';
 import {
   FIGURE_COLOURS,
   VE_PARAMS,
@@ -23,7 +23,7 @@ import {
   plotExperiment2d,
   runExperiment2d,
   veConfig,
-} from '../src/train/experiment2d';
+} from '../src/experiments/experiment2d';
 
 const { values: a } = parseArgs({
   strict: true,

@@ -8,9 +8,9 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { initGpu } from '../src/engine/dawn';
-import { LENET_CONFIG, type LeNetConfig, TRAIN_DEFAULTS, evaluateAccuracy, saveClassifier, trainClassifier } from '../src/train/classifier';
-import { loadBuiltinMnist } from '../src/train/data';
+import { initGpu } from '../src/engine/runtime/dawn';
+import { LENET_CONFIG, type LeNetConfig, TRAIN_DEFAULTS, evaluateAccuracy, saveClassifier, trainClassifier } from '../src/eval/classifier';
+import { loadBuiltinMnist } from '../src/data/dataset';
 import type { Backend } from '../src/engine/index';
 
 const FLAGS = ['epochs', 'batch', 'lr', 'seed', 'c1', 'c2', 'hidden', 'features', 'backend', 'out', 'shift'] as const;

@@ -17,8 +17,8 @@ import {
   mixture2dLogDensity,
   mixture2dNll,
   parseIdx,
-} from '../src/train/data';
-import { imageGrid, savePng, unitToByte } from '../src/train/png';
+} from '../src/data/dataset';
+import { imageGrid, savePng, unitToByte } from '../src/io/png';
 
 let tmp: string;
 beforeAll(() => {

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decode } from 'fast-png';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dawnGpu } from '../src/engine/dawn';
+import { dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, setDefaultGpu, tensor } from '../src/engine/index';
 import { kacConfig, kacDensity, kacVelocity } from '../src/models/kac';
-import { integrate } from '../src/models/sampler';
-import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2dLogDensity } from '../src/train/data';
+import { integrate } from '../src/models/sampling';
+import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2dLogDensity } from '../src/data/dataset';
 import {
   KAC_2D,
   integrate2d,
@@ -33,8 +33,8 @@ import {
   veMixtureVelocity,
   vePrior2d,
   veSigma,
-} from '../src/train/experiment2d';
-import { Axes, Canvas, decades, tickLabel } from '../src/train/plot';
+} from '../src/experiments/experiment2d';
+import { Axes, Canvas, decades, tickLabel } from '../src/eval/plot';
 
 const BLUE = [0, 0, 255] as const;
 

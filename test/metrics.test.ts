@@ -3,7 +3,7 @@
 // Frechet distance against closed forms (diagonal, 1-D, 2-D non-commuting) and sample estimates.
 import { describe, expect, it } from 'vitest';
 import { Philox } from '../src/engine/philox';
-import { fromEigen, frechetDistance, frechetDistanceGaussians, matmulSquare, meanCov, sqrtmPsd, symmetricEigen } from '../src/train/linalg';
+import { fromEigen, frechetDistance, frechetDistanceGaussians, matmulSquare, meanCov, sqrtmPsd, symmetricEigen } from '../src/eval/linalg';
 
 function randomSymmetric(n: number, rng: Philox): Float64Array {
   const a = new Float64Array(n * n);

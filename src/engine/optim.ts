@@ -4,7 +4,7 @@ import { adamwKernel, emaKernel } from '../kernels/optim';
 import { f32 } from '../kernels/kernel';
 import { Tensor, keep, noGrad, scope } from './tensor';
 import { concat, ew, zeros } from './ops/index';
-import type { Module } from './nn';
+import type { Module } from './modules';
 
 export interface AdamWOptions {
   lr?: number;

@@ -1,6 +1,6 @@
 // Tensor: a shape and a GPU buffer, plus how it was made (for reverse mode) and which memory scope
 // owns it. Ops live in ops/*.ts and are attached to the prototype there.
-import type { Gpu } from './gpu';
+import type { Gpu } from './runtime/gpu';
 import { type StridedView, elementwiseKernel } from '../kernels/elementwise';
 
 export type DType = 'f32' | 'i32';

@@ -4,7 +4,7 @@
 // models only): the CLI and the browser page call this same function, so a seed gives the same digits.
 import { noGrad } from '../engine/index';
 import type { KacConfig } from './kac';
-import { type Guidance, type Solver, type VelocityModel, sample } from './sampler';
+import { type Guidance, type Solver, type VelocityModel, sample } from './sampling';
 
 export interface GenerateOptions {
   model: VelocityModel;

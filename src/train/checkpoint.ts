@@ -4,10 +4,10 @@
 // corrupt newest file falls back to the one before.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { SafetensorsError } from '../engine/safetensors';
-import { type Checkpoint, CheckpointError, decodeCheckpoint, encodeCheckpoint } from './checkpoint-format';
+import { SafetensorsError } from '../io/safetensors';
+import { type Checkpoint, CheckpointError, decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint-format';
 
-export { CHECKPOINT_FORMAT, type Checkpoint, CheckpointError, type HostTensors, assertSameConfig, decodeCheckpoint, encodeCheckpoint } from './checkpoint-format';
+export { CHECKPOINT_FORMAT, type Checkpoint, CheckpointError, type HostTensors, assertSameConfig, decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint-format';
 
 /** Write `path` atomically: a crash leaves either the old file or the complete new one. */
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {

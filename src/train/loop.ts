@@ -6,7 +6,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { basename, join } from 'node:path';
 import { AdamW, EMA, type Gpu, GpuError, type Module, Tensor, keep, scope, warmupLr } from '../engine/index';
 import { type Checkpoint, CheckpointError, type HostTensors, assertSameConfig, listCheckpoints, loadLatestCheckpoint, saveCheckpoint, writeFileAtomic, encodeCheckpoint } from './checkpoint';
-import { exportGemmChoices, importGemmChoices, pendingGemmClasses, tuneGemms } from '../engine/gemm';
+import { exportGemmChoices, importGemmChoices, pendingGemmClasses, tuneGemms } from '../engine/autotune';
 import { Progress } from './progress';
 
 export interface OptimConfig {

@@ -3,12 +3,12 @@
 import { join } from 'node:path';
 import { type UNetConfig, unetPresets } from '../models/unet';
 import { readCheckpoint } from './checkpoint';
-import { type Dataset, DataError, loadBuiltinMnist, loadIdx, loadPngFolder } from './data';
-import { imageGrid, savePng } from './png';
-import { type DataSpec, type LoadedWeights, weightsFromCheckpoint } from './weights';
+import { type Dataset, DataError, loadBuiltinMnist, loadIdx, loadPngFolder } from '../data/dataset';
+import { imageGrid, savePng } from '../io/png';
+import { type DataSpec, type LoadedWeights, weightsFromCheckpoint } from '../models/weights';
 
 // the pure part (also used by the browser page) lives in weights.ts
-export { type DataSpec, type LoadedWeights, type ModelRunConfig, createModel, modelFromWeights, studentSteps, weightsFromCheckpoint } from './weights';
+export { type DataSpec, type LoadedWeights, type ModelRunConfig, createModel, modelFromWeights, studentSteps, weightsFromCheckpoint } from '../models/weights';
 
 export function unetConfigFor(preset: string, data: Pick<Dataset, 'channels' | 'height' | 'width' | 'numClasses'>): UNetConfig {
   const base = unetPresets[preset as keyof typeof unetPresets];

@@ -4,8 +4,8 @@
 import { type Module, Tensor, tensor } from '../engine/index';
 import { Philox } from '../engine/philox';
 import { type KacConfig, kacTrainingBatch } from '../models/kac';
-import type { VelocityModel } from '../models/sampler';
-import type { Dataset } from './data';
+import type { VelocityModel } from '../models/sampling';
+import type { Dataset } from '../data/dataset';
 import { type OptimConfig, type LoopResult, trainLoop } from './loop';
 
 /** Examples of a step: a fresh permutation of the data per epoch, all from the run's seed. */

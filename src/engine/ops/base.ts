@@ -4,7 +4,7 @@ import type { Kernel } from '../../kernels/kernel';
 import { f32, i32 } from '../../kernels/kernel';
 import { type StridedView, contiguousStrides, elementwiseKernel } from '../../kernels/elementwise';
 import { type DType, type LazyExpr, type Shape, Storage, Tensor, checkShape, getDefaultGpu, sizeOf } from '../tensor';
-import type { Gpu } from '../gpu';
+import type { Gpu } from '../runtime/gpu';
 
 export type Operand = Tensor | number;
 

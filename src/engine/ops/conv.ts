@@ -5,7 +5,7 @@
 // (src/engine/gemm.ts).
 import type { GemmSpec } from '../../kernels/gemm';
 import { type Conv3Spec, conv3Eligible } from '../../kernels/conv3';
-import { convProblem, runProblem } from '../gemm';
+import { convProblem, runProblem } from '../autotune';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
 import { u32, i32 } from '../../kernels/kernel';
 import { Tensor, recordGrad } from '../tensor';

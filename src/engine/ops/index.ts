@@ -6,7 +6,7 @@ import { type Axes, max, mean, sum, variance } from './reduce';
 import { concat, expand, pad, permute, reshape, slice, transpose } from './shape';
 import { matmul } from './matmul';
 import { type Conv2dOptions, avgPool2x, conv2d, upsample2x } from './conv';
-import { crossEntropy, embedding, groupNorm, layerNorm, logSoftmax, softmax } from './nn';
+import { crossEntropy, embedding, groupNorm, layerNorm, logSoftmax, softmax } from './nn-functional';
 
 export * from './base';
 export * from './elementwise';
@@ -14,7 +14,7 @@ export * from './reduce';
 export * from './shape';
 export * from './matmul';
 export * from './conv';
-export * from './nn';
+export * from './nn-functional';
 export * from './random';
 
 type UnaryMethods = { [K in UnaryOp]: () => Tensor };

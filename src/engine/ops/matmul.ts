@@ -1,6 +1,6 @@
 // Batched matmul with broadcast batch dims. Transposed operands are read through strides, so the
 // backward pass (g @ b^T, a^T @ g) launches the same kernel without copying.
-import { runGemm } from '../gemm';
+import { runGemm } from '../autotune';
 import { contiguousStrides } from '../../kernels/elementwise';
 import { u32 } from '../../kernels/kernel';
 import { Tensor, recordGrad } from '../tensor';

@@ -7,7 +7,7 @@
 import { type GemmPlan, type GemmSpec, type GemmVariant, gemmPlan, layoutSignature, variantKey } from '../kernels/gemm';
 import { type Conv3Spec, type Conv3Variant, conv3Key, conv3Plan } from '../kernels/conv3';
 import { type Im2colSpec, im2colElements, im2colLaunch } from '../kernels/im2col';
-import type { Gpu } from './gpu';
+import type { Gpu } from './runtime/gpu';
 
 /** A convolution computed as im2col into scratch, then a strided GEMM with variant `gemm`. */
 export interface Im2colVariant {

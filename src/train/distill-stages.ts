@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { type Module, Tensor, ew, tensor } from '../engine/index';
 import { Philox } from '../engine/philox';
 import { type KacConfig, kacPrior, kacTrainingBatch } from '../models/kac';
-import { type DistillTeacher, type StudentGrid, endpointLoss, intervalStart, teacherEndpoint } from '../models/distill';
-import { type Guidance, type Solver, type VelocityModel, integrate } from '../models/sampler';
+import { type DistillTeacher, type StudentGrid, endpointLoss, intervalStart, teacherEndpoint } from '../models/distillation-loss';
+import { type Guidance, type Solver, type VelocityModel, integrate } from '../models/sampling';
 import { type HostTensors, assertSameConfig, readCheckpoint } from './checkpoint';
-import type { Dataset } from './data';
+import type { Dataset } from '../data/dataset';
 import { type LoopResult, type OptimConfig, trainLoop } from './loop';
 import { batchIndices } from './teacher';
 

@@ -18,8 +18,8 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdamW, Conv2d, Linear, Module, Philox, Tensor, manualSeed, noGrad, scope, tensor } from '../engine/index';
-import { decodeSafetensors, encodeSafetensors, type SafetensorsTensorInput } from '../engine/safetensors';
-import { type Dataset, loadBuiltinMnist } from './data';
+import { decodeSafetensors, encodeSafetensors, type SafetensorsTensorInput } from '../io/safetensors';
+import { type Dataset, loadBuiltinMnist } from '../data/dataset';
 
 export interface LeNetConfig {
   /** channels of the two conv layers */

@@ -3,9 +3,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { create, globals } from 'webgpu';
-import { importGemmChoices } from './gemm';
+import { importGemmChoices } from '../autotune';
 import { Gpu, type Backend, requestGpuFrom } from './gpu';
-import { setDefaultGpu } from './tensor';
+import { setDefaultGpu } from '../tensor';
 
 // GPUBufferUsage, GPUMapMode, ... are globals in browsers; Dawn's binding exports them.
 Object.assign(globalThis, globals);

@@ -2,20 +2,20 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Gpu, manualSeed, noGrad } from '../engine/index';
-import { initGpu } from '../engine/dawn';
-import { encodeSafetensors } from '../engine/safetensors';
+import { initGpu } from '../engine/runtime/dawn';
+import { encodeSafetensors } from '../io/safetensors';
 import { KAC_CLOCKS, KAC_SIGNALS, type KacConfig, kacConfig } from '../models/kac';
-import { DEFAULT_GUIDANCE, NFE_PER_STEP, SOLVERS, type Solver, sample } from '../models/sampler';
+import { DEFAULT_GUIDANCE, NFE_PER_STEP, SOLVERS, type Solver, sample } from '../models/sampling';
 import { DEFAULT_SAMPLE_BATCH, generateSamples, maxSeed } from '../models/generate';
-import { writeFileAtomic } from './checkpoint';
-import { distillStages } from './distill';
+import { writeFileAtomic } from '../train/checkpoint';
+import { distillStages } from '../train/distill-stages';
 import { type FlagSpecs, UsageError, helpText, parseFlags } from './flags';
-import { type DataSpec, type LoadedWeights, type ModelRunConfig, createModel, loadData, loadDataFor, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from './run';
-import { trainTeacher } from './teacher';
-import { samplingDefaults } from './weights';
-import { evaluate, metricsTable } from './evaluate';
-import { defaultClassifierPath } from './classifier';
-import { writeReport } from './report';
+import { type DataSpec, type LoadedWeights, type ModelRunConfig, createModel, loadData, loadDataFor, loadWeights, modelFromWeights, saveGrid, samplesDir, studentSteps, unetConfigFor } from '../train/run';
+import { trainTeacher } from '../train/teacher';
+import { samplingDefaults } from '../models/weights';
+import { evaluate, metricsTable } from '../eval/evaluate';
+import { defaultClassifierPath } from '../eval/classifier';
+import { writeReport } from '../eval/report';
 import { ENGINES, type EngineName } from '../../bench/engines';
 
 /** Samples one sample/eval command draws at most (all of them are held on the host). */
