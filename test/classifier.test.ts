@@ -9,7 +9,7 @@ import {
   type LeNet, CLASSIFIER_FORMAT, LENET_CONFIG, classifierLogits, decodeClassifier, defaultClassifierPath, encodeClassifier,
   evaluateAccuracy, loadClassifier, permutation, trainClassifier,
 } from '../src/eval/classifier';
-import { loadBuiltinMnist } from '../src/data/dataset';
+import { loadBuiltinMnist } from '../src/data/index';
 import { frechetDistanceGaussians } from '../src/eval/linalg';
 import { FD_LENET_COUNT, classConsistency, classConsistencyReport, fdLenet, fdReferenceSet, featureStats } from '../src/eval/metrics';
 

@@ -13,7 +13,7 @@ import { dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, setDefaultGpu, tensor } from '../src/engine/index';
 import { kacConfig, kacDensity, kacVelocity } from '../src/models/kac';
 import { integrate } from '../src/models/sampling';
-import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2dLogDensity } from '../src/data/dataset';
+import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2dLogDensity } from '../src/data/index';
 import {
   KAC_2D,
   integrate2d,

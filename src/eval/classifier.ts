@@ -19,7 +19,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdamW, Conv2d, Linear, Module, Philox, Tensor, manualSeed, noGrad, scope, tensor } from '../engine/index';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensorInput } from '../io/safetensors';
-import { type Dataset, loadBuiltinMnist } from '../data/dataset';
+import { type Dataset, loadBuiltinMnist } from '../data/index';
 
 export interface LeNetConfig {
   /** channels of the two conv layers */

@@ -8,7 +8,8 @@ import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
 import { NFE_PER_STEP, type Solver } from '../models/sampling';
 import { loadClassifier } from './classifier';
 import { FD_LENET_COUNT, classConsistency, fdLenet, fdReferenceSet, featureStats } from './metrics';
-import { type LoadedWeights, modelFromWeights, saveGrid, studentSteps } from '../train/run';
+import { type LoadedWeights, modelFromWeights, studentSteps } from '../models/weights';
+import { saveGrid } from '../train/images';
 import { studentTMin } from '../models/weights';
 
 export interface EvalRow {

@@ -24,7 +24,7 @@
  */
 import { Philox } from '../engine/index';
 import { type LeNet, classifierFeatures, predict, permutation } from './classifier';
-import { loadBuiltinMnist } from '../data/dataset';
+import { loadBuiltinMnist } from '../data/index';
 import { type Gaussian, frechetDistanceGaussians, meanCov } from './linalg';
 
 /** Generated and reference digits per FD-LeNet measurement. */

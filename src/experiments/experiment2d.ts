@@ -28,7 +28,7 @@ import { Philox } from '../engine/philox';
 import { type KacConfig, kacConfig, kacDensity, kacDG, kacG, kacSample, kacTrainingBatch, kacVelocity } from '../models/kac';
 import { VelocityMlp } from '../models/mlp2d';
 import type { Solver } from '../models/sampling';
-import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2d, mixture2dLogDensity } from '../data/dataset';
+import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2d, mixture2dLogDensity } from '../data/index';
 import { Axes, BLACK, Canvas, type RGB, type Scale, decades } from '../eval/plot';
 
 // ---------------------------------------------------------------------------------------------

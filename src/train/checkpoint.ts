@@ -6,6 +6,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, r
 import { basename, dirname, join } from 'node:path';
 import { SafetensorsError } from '../io/safetensors';
 import { type Checkpoint, CheckpointError, decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint-format';
+import { type LoadedWeights, weightsFromCheckpoint } from '../models/weights';
 
 export { CHECKPOINT_FORMAT, type Checkpoint, CheckpointError, type HostTensors, assertSameConfig, decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint-format';
 
@@ -78,4 +79,9 @@ export function loadLatestCheckpoint(dir: string, warn: (msg: string) => void = 
     }
   }
   return null;
+}
+
+/** Read a weights file (or full checkpoint) with the run config it was made with. */
+export function loadWeights(path: string): LoadedWeights {
+  return weightsFromCheckpoint(readCheckpoint(path), path);
 }

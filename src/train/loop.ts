@@ -43,6 +43,9 @@ export interface LoopOptions<M extends Module> {
   tune?: boolean;
 }
 
+/** What a trainer (teacher, student) takes from its caller and hands to trainLoop unchanged. */
+export type RunOptions<M extends Module> = Omit<LoopOptions<M>, 'kind' | 'loss'>;
+
 export const GEMM_CHOICES_FILE = 'gemm-choices.json';
 
 export class TrainingDivergedError extends Error {

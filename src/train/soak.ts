@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { type Gpu, manualSeed } from '../engine/index';
 import { defaultKacConfig } from '../models/kac';
 import { UNet, unetPresets } from '../models/unet';
-import { loadBuiltinMnist } from '../data/dataset';
+import { loadBuiltinMnist } from '../data/index';
 import { trainLoop } from './loop';
 import { teacherBatch, teacherLoss } from './teacher';
 
