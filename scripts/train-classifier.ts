@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { initGpu } from '../src/engine/runtime/dawn';
 import { LENET_CONFIG, type LeNetConfig, TRAIN_DEFAULTS, evaluateAccuracy, saveClassifier, trainClassifier } from '../src/eval/classifier';
-import { loadBuiltinMnist } from '../src/data/dataset';
+import { loadBuiltinMnist } from '../src/data/index';
 import type { Backend } from '../src/engine/index';
 
 const FLAGS = ['epochs', 'batch', 'lr', 'seed', 'c1', 'c2', 'hidden', 'features', 'backend', 'out', 'shift'] as const;
