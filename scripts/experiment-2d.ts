@@ -1,4 +1,4 @@
-// The 2-D experiment end to end (method.md, last paragraph; src/train/experiment2d.ts): trains the
+// The 2-D experiment end to end (method.md, last paragraph; src/experiments/experiment2d.ts): trains the
 // Kac flow and the VE baseline, samples both, and writes <out>/metrics.json, <out>/plot.png and
 // <out>/README.md.
 //
@@ -131,7 +131,7 @@ function readme(r: Experiment2dResult, command: string, device: string, load: [n
   const { kac, ve } = r.trained;
   return `# 2-D experiment: Kac flow vs VE diffusion on the 3x3 near-Dirac mixture
 
-Produced by \`scripts/experiment-2d.ts\` (code: \`src/train/experiment2d.ts\`, figure: \`src/train/plot.ts\`) from ${source}.
+Produced by \`scripts/experiment-2d.ts\` (code: \`src/experiments/experiment2d.ts\`, figure: \`src/eval/plot.ts\`) from ${source}.
 
     ${command}
 

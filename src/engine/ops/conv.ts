@@ -2,7 +2,7 @@
 // where the forward pass and both gradients differ only in how they gather their operands, or as
 // im2col + GEMM, or (forward and input gradient of a 3x3, stride-1, padding-1 convolution) as a direct
 // convolution (src/kernels/conv3.ts); the variant is chosen per adapter and shape class
-// (src/engine/gemm.ts).
+// (src/engine/autotune.ts).
 import type { GemmSpec } from '../../kernels/gemm';
 import { type Conv3Spec, conv3Eligible } from '../../kernels/conv3';
 import { convProblem, runProblem } from '../autotune';
