@@ -798,23 +798,21 @@ export function plotExperiment2d(r: Experiment2dResult, path: string): void {
   const series = (ax: Axes, recs: VelocityRecord[], rgb: RGB, dash?: [number, number]) =>
     ax.polyline(recs.map((q) => q.t), recs.map((q) => q.maxAbs), rgb, { dash, width: 2 });
   const T = Math.max(r.options.kac.T, r.options.ve.T);
-  const traj = box(2, 0, lin(0, T), yScale);
-  traj.hline(c, BLACK, [2, 3]);
-  series(traj, r.exact.veBrownian.trace, col.veBrownianExact, [4, 3]);
-  series(traj, r.exact.ve.trace, col.veExact, [4, 3]);
-  series(traj, r.exact.kac.trace, col.kacExact, [4, 3]);
-  series(traj, ve.trace, col.ve);
-  series(traj, kac.trace, col.kac);
-  traj.frame({ xTicks: [0, 0.25 * T, 0.5 * T, 0.75 * T, T], yTicks: decades(yScale.min, yScale.max), title: 'MAX |U_D| ALONG SAMPLING', xLabel: 'T' });
-
   const ts = r.options.scanTimes;
-  const marg = box(2, 1, { min: Math.min(...ts), max: Math.max(...ts), log: true }, yScale);
-  marg.hline(c, BLACK, [2, 3]);
-  series(marg, r.exact.veBrownian.scan, col.veBrownianExact, [4, 3]);
-  series(marg, r.exact.ve.scan, col.veExact, [4, 3]);
-  series(marg, r.exact.kac.scan, col.kacExact, [4, 3]);
-  series(marg, ve.scan, col.ve);
-  series(marg, kac.scan, col.kac);
-  marg.frame({ xTicks: decades(Math.min(...ts), Math.max(...ts)).filter((_, i) => i % 2 === 0), yTicks: decades(yScale.min, yScale.max), title: 'MAX |U_D| ON MARGINALS P_T', xLabel: 'T' });
+  // two panels of the same five curves: along the sampling trajectory, and on the marginals p_t
+  const panels = [
+    { col: 0, x: lin(0, T), pick: (q: { trace: VelocityRecord[]; scan: VelocityRecord[] }) => q.trace, xTicks: [0, 0.25 * T, 0.5 * T, 0.75 * T, T], title: 'MAX |U_D| ALONG SAMPLING' },
+    { col: 1, x: { min: Math.min(...ts), max: Math.max(...ts), log: true }, pick: (q: { trace: VelocityRecord[]; scan: VelocityRecord[] }) => q.scan, xTicks: decades(Math.min(...ts), Math.max(...ts)).filter((_, i) => i % 2 === 0), title: 'MAX |U_D| ON MARGINALS P_T' },
+  ];
+  for (const p of panels) {
+    const ax = box(2, p.col, p.x, yScale);
+    ax.hline(c, BLACK, [2, 3]);
+    series(ax, p.pick(r.exact.veBrownian), col.veBrownianExact, [4, 3]);
+    series(ax, p.pick(r.exact.ve), col.veExact, [4, 3]);
+    series(ax, p.pick(r.exact.kac), col.kacExact, [4, 3]);
+    series(ax, p.pick(ve), col.ve);
+    series(ax, p.pick(kac), col.kac);
+    ax.frame({ xTicks: p.xTicks, yTicks: decades(yScale.min, yScale.max), title: p.title, xLabel: 'T' });
+  }
   cv.save(path);
 }
