@@ -159,7 +159,7 @@ export function isGradEnabled(): boolean {
 // ---- Tensor -----------------------------------------------------------------------------------
 
 /** A shape as error messages print it: `[2, 3]`. */
-export const formatShape = (shape: readonly number[]): string => `${formatShape(shape)}`;
+export const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 export function sizeOf(shape: Shape): number {
   let n = 1;
