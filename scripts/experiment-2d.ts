@@ -10,20 +10,16 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initGpu } from '../src/engine/runtime/dawn';
 import type { Backend } from '../src/engine/index';
-import { SOLVERS, type Solver } from '../src/models/sampling';
+import { SOLVERS, type Solver } from '../src/models/solvers';
 import {
   FIGURE_COLOURS,
-  VE_PARAMS,
-  VE_SCHEDULES,
   type Experiment2dResult,
   type ModelResult,
-  type VeParam,
-  type VeSchedule,
   experiment2dOptions,
   plotExperiment2d,
   runExperiment2d,
-  veConfig,
 } from '../src/experiments/experiment2d';
+import { VE_PARAMS, VE_SCHEDULES, type VeParam, type VeSchedule, veConfig } from '../src/models/ve';
 
 const { values: a } = parseArgs({
   strict: true,

@@ -27,13 +27,11 @@ import {
   train2d,
   traceSummary,
   veBatch2d,
-  veConfig,
-  veDSigma,
   veMarginal,
   veMixtureVelocity,
   vePrior2d,
-  veSigma,
 } from '../src/experiments/experiment2d';
+import { veConfig, veDSigma, veSigma } from '../src/models/ve';
 import { Axes, Canvas, decades, tickLabel } from '../src/eval/plot';
 
 const BLUE = [0, 0, 255] as const;

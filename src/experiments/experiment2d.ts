@@ -27,7 +27,8 @@ import { AdamW, EMA, manualSeed, noGrad, scope, tensor } from '../engine/index';
 import { Philox } from '../engine/philox';
 import { type KacConfig, kacConfig, kacDensity, kacDG, kacG, kacSample, kacTrainingBatch, kacVelocity } from '../models/kac';
 import { VelocityMlp } from '../models/mlp2d';
-import type { Solver } from '../models/sampling';
+import { type VeConfig, veConfig, veDSigma, veSigma } from '../models/ve';
+import { type Solver, type StepTime, float64StepOps, runStepAsync, solverStep } from '../models/solvers';
 import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2d, mixture2dLogDensity } from '../data/index';
 import { Axes, BLACK, Canvas, type RGB, type Scale, decades } from '../eval/plot';
 
@@ -37,47 +38,6 @@ import { Axes, BLACK, Canvas, type RGB, type Scale, decades } from '../eval/plot
 
 /** The Kac flow of the 2-D experiment: f = 1, g(t) = t, a = 9, c = 3, T = 1, light-cone layer 1e-6 (reference code, 2-D). */
 export const KAC_2D: Readonly<KacConfig> = Object.freeze(kacConfig({ signal: 'const', clock: 't', a: 9, c: 3, T: 1, eps: 1e-6 }));
-
-export type VeSchedule = 'geometric' | 'brownian';
-export const VE_SCHEDULES: readonly VeSchedule[] = ['geometric', 'brownian'];
-/** What the VE network outputs: the velocity sigma'(t) eps itself, or eps (velocity = sigma'(t) * output). */
-export type VeParam = 'velocity' | 'eps';
-export const VE_PARAMS: readonly VeParam[] = ['velocity', 'eps'];
-
-export interface VeConfig {
-  schedule: VeSchedule;
-  /** geometric: sigma(0) */
-  sigmaMin: number;
-  /** geometric: sigma(T); the Gaussian prior's std */
-  sigmaMax: number;
-  /** brownian: sigma(t) = sigmaB sqrt(t) */
-  sigmaB: number;
-  T: number;
-  param: VeParam;
-}
-
-export const defaultVeConfig: Readonly<VeConfig> = Object.freeze({ schedule: 'geometric', sigmaMin: 1e-5, sigmaMax: 5, sigmaB: 1, T: 1, param: 'velocity' });
-
-export function veConfig(partial: Partial<VeConfig> = {}): VeConfig {
-  const cfg: VeConfig = { ...defaultVeConfig, ...partial };
-  if (!VE_SCHEDULES.includes(cfg.schedule)) throw new Error(`VeConfig.schedule must be one of ${VE_SCHEDULES.join(', ')} (got ${String(cfg.schedule)})`);
-  if (!VE_PARAMS.includes(cfg.param)) throw new Error(`VeConfig.param must be one of ${VE_PARAMS.join(', ')} (got ${String(cfg.param)})`);
-  for (const k of ['sigmaMin', 'sigmaMax', 'sigmaB', 'T'] as const) {
-    if (!(cfg[k] > 0) || !Number.isFinite(cfg[k])) throw new Error(`VeConfig.${k} must be a finite number > 0 (got ${cfg[k]})`);
-  }
-  if (!(cfg.sigmaMax > cfg.sigmaMin)) throw new Error(`VeConfig: sigmaMax (${cfg.sigmaMax}) must exceed sigmaMin (${cfg.sigmaMin})`);
-  return cfg;
-}
-
-/** sigma(t): geometric sigma_min (sigma_max/sigma_min)^(t/T); brownian sigma_B sqrt(t). */
-export function veSigma(t: number, ve: VeConfig): number {
-  return ve.schedule === 'geometric' ? ve.sigmaMin * Math.pow(ve.sigmaMax / ve.sigmaMin, t / ve.T) : ve.sigmaB * Math.sqrt(t);
-}
-
-/** sigma'(t): geometric sigma(t) log(sigma_max/sigma_min) / T; brownian sigma_B / (2 sqrt(t)) (infinite at 0). */
-export function veDSigma(t: number, ve: VeConfig): number {
-  return ve.schedule === 'geometric' ? (veSigma(t, ve) * Math.log(ve.sigmaMax / ve.sigmaMin)) / ve.T : ve.sigmaB / (2 * Math.sqrt(t));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Exact marginal velocity fields of the Dirac / Gaussian mixture (float64 references)
@@ -394,46 +354,26 @@ export interface Integrate2dOptions {
 }
 
 /**
- * Integrates dx/dt = u(x, t) from T down to tMin on a uniform grid (x <- x - dt u), with the same
- * solvers and update rules as models/sampler.ts (Euler; AB-2 with an Euler first step; midpoint;
- * Heun), in float64 on the host, recording the largest velocity of every function evaluation.
+ * Integrates dx/dt = u(x, t) from T down to tMin on a uniform grid with the step rules of
+ * models/solvers.ts, in float64 on the host, recording the largest velocity of every function evaluation.
  */
 export async function integrate2d(field: Field2d, x0: Float64Array, opts: Integrate2dOptions): Promise<{ x: Float64Array; trace: VelocityRecord[]; nfe: number }> {
   const { steps, solver } = opts;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`integrate2d: steps must be a positive integer (got ${steps})`);
   const dt = (opts.T - opts.tMin) / steps;
   const trace: VelocityRecord[] = [];
-  const ev = async (x: Float64Array, t: number) => {
-    const u = await field(x, t);
-    trace.push(velocityRecord(t, u));
-    return u;
-  };
-  const axpy = (x: Float64Array, h: number, u: Float64Array) => {
-    const o = new Float64Array(x.length);
-    for (let i = 0; i < x.length; i++) o[i] = x[i]! - h * u[i]!;
-    return o;
-  };
-  let x = Float64Array.from(x0);
+  let x: Float64Array = Float64Array.from(x0);
   let prev: Float64Array | null = null;
   for (let k = 0; k < steps; k++) {
     const t = opts.T - k * dt;
-    const u = await ev(x, t);
-    if (solver === 'euler') x = axpy(x, dt, u);
-    else if (solver === 'ab2') {
-      if (prev) {
-        const c = new Float64Array(u.length);
-        for (let i = 0; i < u.length; i++) c[i] = 1.5 * u[i]! - 0.5 * prev[i]!;
-        x = axpy(x, dt, c);
-      } else x = axpy(x, dt, u);
-      prev = u;
-    } else if (solver === 'midpoint') {
-      x = axpy(x, dt, await ev(axpy(x, dt / 2, u), t - dt / 2));
-    } else {
-      const v = await ev(axpy(x, dt, u), t - dt);
-      const c = new Float64Array(u.length);
-      for (let i = 0; i < u.length; i++) c[i] = 0.5 * (u[i]! + v[i]!);
-      x = axpy(x, dt, c);
-    }
+    const at = (when: StepTime) => (when === 'start' ? t : when === 'mid' ? t - dt / 2 : t - dt);
+    const next: { x: Float64Array; u: Float64Array | null } = await runStepAsync(solverStep(solver, float64StepOps, dt, x, prev), async (xs, when) => {
+      const u = await field(xs, at(when));
+      trace.push(velocityRecord(at(when), u));
+      return u;
+    });
+    x = next.x;
+    prev = next.u;
   }
   return { x, trace, nfe: trace.length };
 }
