@@ -23,13 +23,17 @@
 // For reference, the exact (float64) marginal velocity fields of all three are implemented here
 // (`kacMixtureVelocity`, `veMixtureVelocity`) and sampled with the same solver, so the measured
 // numbers separate what the process implies from what the network learned.
-import { AdamW, EMA, manualSeed, noGrad, scope, tensor } from '../engine/index';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { manualSeed, noGrad, scope, tensor } from '../engine/index';
 import { Philox } from '../engine/philox';
 import { type KacConfig, kacConfig, kacDensity, kacDG, kacG, kacSample, kacTrainingBatch, kacVelocity } from '../models/kac';
 import { VelocityMlp } from '../models/mlp2d';
 import { type VeConfig, veConfig, veDSigma, veSigma } from '../models/ve';
 import { type Solver, type StepTime, float64StepOps, runStepAsync, solverStep } from '../models/solvers';
 import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2d, mixture2dLogDensity } from '../data/index';
+import { trainLoop } from '../train/loop';
 import { Axes, BLACK, Canvas, type RGB, type Scale, decades } from '../eval/plot';
 
 // ---------------------------------------------------------------------------------------------
@@ -257,44 +261,38 @@ export interface Train2dResult {
   seconds: number;
 }
 
-/** Plain Adam (no weight decay, no clipping, no warmup) on the MSE to the host targets. */
+/** Plain Adam (no weight decay, no clipping, no warmup) on the MSE to the host targets, through
+ *  the training loop of train/loop.ts (its checkpoints go to a temporary folder, removed after). */
 export async function train2d(opts: Train2dOptions): Promise<Train2dResult> {
-  const logEvery = opts.logEvery ?? 100;
+  const { makeBatch, onLog, ...settings } = opts;
   manualSeed(opts.seed);
-  const mk = () => new VelocityMlp({ hidden: opts.hidden, depth: opts.depth });
-  const model = mk();
-  const opt = new AdamW(model.parameters(), { lr: opts.lr, weightDecay: 0 });
-  const ema = opts.emaDecay > 0 ? new EMA(model, { decay: opts.emaDecay }) : null;
   const losses: { step: number; loss: number }[] = [];
+  const outDir = mkdtempSync(join(tmpdir(), 'distillkac-2d-'));
   const started = performance.now();
-  for (let step = 0; step < opts.steps; step++) {
-    const b = opts.makeBatch(step);
-    const n = b.t.length;
-    const loss = scope(() => {
-      const l = model.forward(tensor(b.xt, [n, 2]), tensor(b.t, [n])).sub(tensor(b.target, [n, 2])).square().mean();
-      l.backward();
-      opt.step();
-      opt.zeroGrad();
-      ema?.update();
-      return l;
+  try {
+    const res = await trainLoop({
+      kind: 'velocity-2d',
+      outDir,
+      config: settings,
+      optim: { steps: opts.steps, lr: opts.lr, warmupSteps: 0, weightDecay: 0, emaDecay: opts.emaDecay, emaWarmup: 10 },
+      createModel: () => new VelocityMlp({ hidden: opts.hidden, depth: opts.depth }),
+      logEvery: opts.logEvery ?? 100,
+      checkpointEvery: opts.steps,
+      quiet: true,
+      onLog: (step, loss) => {
+        losses.push({ step, loss });
+        onLog?.(step, loss);
+      },
+      loss: (model, step) => {
+        const b = makeBatch(step);
+        const n = b.t.length;
+        return model.forward(tensor(b.xt, [n, 2]), tensor(b.t, [n])).sub(tensor(b.target, [n, 2])).square().mean();
+      },
     });
-    if ((step + 1) % logEvery === 0 || step + 1 === opts.steps) {
-      const v = await loss.item();
-      loss.dispose();
-      if (!Number.isFinite(v)) throw new Error(`train2d: loss became ${v} at step ${step + 1}`);
-      losses.push({ step: step + 1, loss: v });
-      opts.onLog?.(step + 1, v);
-    } else {
-      loss.dispose();
-    }
+    return { model: opts.emaDecay > 0 ? res.emaModel : res.model, losses, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
   }
-  await model.parameters()[0]!.gpu.sync();
-  let out = model;
-  if (ema) {
-    out = mk();
-    ema.copyTo(out);
-  }
-  return { model: out, losses, seconds: (performance.now() - started) / 1000 };
 }
 
 // ---------------------------------------------------------------------------------------------
