@@ -191,7 +191,7 @@ function regKernel(spec: GemmSpec, v: Extract<GemmVariant, { kind: 'reg' }>, spl
     else if (sK === 1 && sL % 4 === 0 && K % 4 === 0) mode = 'k';
   }
   // U read as vec4 (4 consecutive rows of the shared block in one load) where it is contiguous along
-  // them: A^T with lanes along n, B with lanes along m (matmul 1024 A^T @ B on llvmpipe: 41 vs 45 ms)
+  // them: A^T with lanes along n, B with lanes along m (fewer loads: bench/RESULTS.md)
   const uStride = U.kind === 'strided' ? (lanesN ? U.rowStride : U.colStride) : 0;
   const uStrideK = U.kind === 'strided' ? (lanesN ? U.colStride : U.rowStride) : 0;
   const uVec = !v.sg && U.kind === 'strided' && U.aligned4 && uStride === 1 && uStrideK % 4 === 0 && Usize % 4 === 0 && TU % 4 === 0;
