@@ -2,10 +2,12 @@
 // may import which, nothing in src reaches outside it (bench/, test/), and the browser-safe part
 // (kernels, engine without its Dawn runtime, io, models) imports no Node module and not `webgpu`,
 // so the web page's bundle can hold it.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { benchPrerequisites } from '../src/cli/commands/bench';
 
 const SRC = join(__dirname, '..', 'src');
 
@@ -73,5 +75,16 @@ describe('layers', () => {
       if (/\brequire\s*\(|\bprocess\.|\bBuffer\./.test(code(f.src))) wrong.push(`${f.rel} uses require, process or Buffer`);
     }
     expect(wrong).toEqual([]);
+  });
+});
+
+describe('distillkac bench without its dev tooling', () => {
+  it('says what to install when bench/, tinybench or a peer is missing, and nothing when all are there', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'dk-bench-'));
+    expect(benchPrerequisites(empty, ['ours'])).toMatch(/run\.ts is missing\): clone the repository/);
+    writeFileSync(join(empty, 'run.ts'), '');
+    expect(benchPrerequisites(empty, ['ours'])).toMatch(/need tinybench: run `npm install --save-dev tinybench`/);
+    expect(benchPrerequisites(empty, ['ours', 'tfjs', 'jax-js'])).toMatch(/need tinybench, @tensorflow\/tfjs-core, @tensorflow\/tfjs-backend-webgpu, @jax-js\/jax/);
+    expect(benchPrerequisites(join(__dirname, '..', 'bench'), ['ours', 'tfjs', 'jax-js'])).toBeNull();
   });
 });

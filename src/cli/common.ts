@@ -57,6 +57,17 @@ export const optimOf = (f: OptimFlags, steps: number): OptimConfig => ({
   emaWarmup: f['ema-warmup'],
 });
 
+type RunFlags = Pick<Flags<ReturnType<typeof runFlags>>, 'resume' | 'tune' | 'log-every' | 'checkpoint-every'> & Flags<typeof commonFlags>;
+
+/** How a training command's flags drive trainLoop (passed through whole by the trainers). */
+export const runControl = (f: RunFlags) => ({
+  resume: f.resume,
+  quiet: f.quiet,
+  tune: f.tune,
+  logEvery: f['log-every'],
+  checkpointEvery: f['checkpoint-every'],
+});
+
 export function gpuFor(f: Flags<typeof commonFlags>): Promise<Gpu> {
   return initGpu({ backend: f.backend });
 }

@@ -25,6 +25,18 @@ function installed(pkg: string, dir: string): boolean {
   }
 }
 
+/** What is missing to run the benchmarks of `engines` from `benchDir`, said as what to install; null
+ *  when nothing is. */
+export function benchPrerequisites(benchDir: string, engines: readonly EngineName[]): string | null {
+  const runner = join(benchDir, 'run.ts');
+  if (!existsSync(runner)) {
+    return `the benchmarks are not part of the installed package (${runner} is missing): clone the repository and run \`npm install\` and \`npm run bench\` there`;
+  }
+  const missing = ['tinybench', ...engines.flatMap((e) => PEER_PACKAGES[e])].filter((p) => !installed(p, benchDir));
+  if (!missing.length) return null;
+  return `the benchmarks need ${missing.join(', ')}: run \`npm install --save-dev ${missing.join(' ')}\` (or \`npm install\` in the repository, which installs the dev dependencies)${engines.length > 1 ? ', or time fewer engines with --engines ours' : ''}`;
+}
+
 export const bench = command({
   summary: 'Benchmark our kernels against TensorFlow.js (WebGPU) and jax-js on the same adapter.',
   flags: {
@@ -38,15 +50,9 @@ export const bench = command({
   },
   async run(f) {
     const benchDir = fileURLToPath(new URL('../../../bench/', import.meta.url));
+    const missing = benchPrerequisites(benchDir, f.engines ?? [...BENCH_ENGINES]);
+    if (missing) throw new UsageError(missing);
     const runner = join(benchDir, 'run.ts');
-    if (!existsSync(runner)) {
-      throw new UsageError(`the benchmarks are not part of the installed package (${runner} is missing): clone the repository and run \`npm install\` and \`npm run bench\` there`);
-    }
-    const engines = f.engines ?? [...BENCH_ENGINES];
-    const missing = ['tinybench', ...engines.flatMap((e) => PEER_PACKAGES[e])].filter((p) => !installed(p, benchDir));
-    if (missing.length) {
-      throw new UsageError(`the benchmarks need ${missing.join(', ')}: run \`npm install --save-dev ${missing.join(' ')}\` (or \`npm install\` in the repository, which installs the dev dependencies)${engines.length > 1 ? ', or time fewer engines with --engines ours' : ''}`);
-    }
     const { runBench } = await import(pathToFileURL(runner).href);
     await runBench({ quick: f.quick, json: f.json, md: f.md, engines: f.engines, cases: f.cases, backend: f.backend, tuneCache: f['tune-cache'] });
   },

@@ -5,7 +5,7 @@ import { DEFAULT_GUIDANCE, SOLVERS } from '../../models/sampling';
 import { type ModelRunConfig, createModel, modelFromWeights, studentSteps } from '../../models/weights';
 import { loadWeights } from '../../train/checkpoint';
 import { distillStages } from '../../train/distill-stages';
-import { checkTMin, commonFlags, gpuFor, optimOf, parseSchedule, positiveInts, runFlags } from '../common';
+import { checkTMin, commonFlags, gpuFor, optimOf, parseSchedule, positiveInts, runControl, runFlags } from '../common';
 import { UsageError, command } from '../flags';
 import { gridWriter } from '../grids';
 
@@ -48,8 +48,7 @@ export const distill = command({
       config: { ...runCfg, guidance: guidance.scale, teacherSolver: f['teacher-solver'], source: f.source, tMin: f['t-min'], batch: f.batch, seed: f.seed, optim: { ...optim, steps: undefined } },
       kac: runCfg.kac, tMin: f['t-min'], optim, batch: f.batch, seed: f.seed,
       schedule, stageSteps: stepsOfStage, teacherWeights: teacher.weights, teacherSolver: f['teacher-solver'], guidance,
-      source: f.source, resume: f.resume, quiet: f.quiet, tune: f.tune,
-      logEvery: f['log-every'], checkpointEvery: f['checkpoint-every'],
+      source: f.source, ...runControl(f),
     });
     for (const [i, r] of results.entries()) {
       const student = modelFromWeights(loadWeights(r.weightsPath));

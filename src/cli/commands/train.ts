@@ -7,7 +7,7 @@ import { unetConfigFor } from '../../models/unet';
 import { type ModelRunConfig, createModel } from '../../models/weights';
 import { samplesDir } from '../../train/images';
 import { trainTeacher } from '../../train/teacher';
-import { commonFlags, dataFlags, dataSpec, gpuFor, optimOf, runFlags } from '../common';
+import { commonFlags, dataFlags, dataSpec, gpuFor, optimOf, runControl, runFlags } from '../common';
 import { UsageError, command } from '../flags';
 import { gridWriter } from '../grids';
 
@@ -50,8 +50,7 @@ export const train = command({
     const shape = [data.channels, data.height, data.width];
     const res = await trainTeacher({
       outDir, data, createModel: () => createModel(run.model), config, kac: run.kac, optim, batch: f.batch,
-      labelDropout: f['label-dropout'], seed: f.seed, resume: f.resume, quiet: f.quiet, tune: f.tune,
-      logEvery: f['log-every'], checkpointEvery: f['checkpoint-every'],
+      labelDropout: f['label-dropout'], seed: f.seed, ...runControl(f),
       onCheckpoint: f.grids ? gridWriter(outDir, shape, data.numClasses, run, 20, 'ab2', f.batch) : undefined,
     });
     console.log(`teacher trained: ${res.step} steps, ${Number.isNaN(res.lastLoss) ? 'no step left to run (resumed at the last step)' : `last loss ${res.lastLoss.toPrecision(4)}`}; weights ${res.weightsPath}; sample grids in ${samplesDir(outDir)}`);
