@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { manualSeed, noGrad, scope, tensor } from '../engine/index';
 import { Philox } from '../engine/philox';
 import { type KacConfig, kacConfig, kacDensity, kacDG, kacG, kacSample, kacTrainingBatch, kacVelocity } from '../models/kac';
+import { SEED_STRIDE } from '../models/generate';
 import { VelocityMlp } from '../models/mlp2d';
 import { type VeConfig, veConfig, veDSigma, veSigma } from '../models/ve';
 import { type Solver, type StepTime, float64StepOps, runStepAsync, solverStep } from '../models/solvers';
@@ -196,7 +197,7 @@ export interface Batch2d {
 
 /** The data of step `step`: fresh mixture points, the same for the Kac and the VE run of a seed. */
 export function dataBatch(batch: number, step: number, seed: number): Float32Array {
-  return mixture2d(batch, seed * 1_000_003 + step).images;
+  return mixture2d(batch, seed * SEED_STRIDE + step).images;
 }
 
 /** Kac flow-matching batch (label-free): t ~ U[0, T], xt = x0 + K(g(t)), target g'(t) v(g(t), K). */
