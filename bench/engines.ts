@@ -4,8 +4,11 @@
 import { create, globals } from 'webgpu';
 import { type Backend, type Gpu, requestGpuFrom, setDefaultGpu } from '../src/engine/index';
 
-export type EngineName = 'ours' | 'tfjs' | 'jax-js';
-export const ENGINES: EngineName[] = ['ours', 'tfjs', 'jax-js'];
+// the CLI's --engines choices, so the two lists cannot drift apart
+import { BENCH_ENGINES, type EngineName } from '../src/cli/commands/bench';
+
+export type { EngineName };
+export const ENGINES: EngineName[] = [...BENCH_ENGINES];
 
 export type Tf = typeof import('@tensorflow/tfjs-core');
 export type Jax = typeof import('@jax-js/jax');

@@ -3,7 +3,7 @@
 // same code (src/train/soak.ts) runs for 500 steps as a CI test (test/soak.test.ts).
 //   npx tsx bench/soak.ts [--steps 10000] [--every 100] [--batch 16] [--warmup 100] [--rss-bound-mib 24] [--backend default|opengl]
 // Exit code 1 when either grew.
-import { initGpu } from '../src/engine/dawn';
+import { initGpu } from '../src/engine/runtime/dawn';
 import { soak } from '../src/train/soak';
 
 const arg = (name: string, d: string) => {

@@ -1,5 +1,5 @@
 // Fit y = sin(3x) with a small MLP on the GPU (the README's engine example).
-import { initGpu } from '../src/engine/dawn';
+import { initGpu } from '../src/engine/runtime/dawn';
 import { AdamW, Linear, Sequential, manualSeed, scope, tensor } from '../src/engine/index';
 
 const gpu = await initGpu(); // a real GPU, else Mesa's llvmpipe (OpenGL) or lavapipe

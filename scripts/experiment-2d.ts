@@ -1,4 +1,4 @@
-// The 2-D experiment end to end (method.md, last paragraph; src/train/experiment2d.ts): trains the
+// The 2-D experiment end to end (method.md, last paragraph; src/experiments/experiment2d.ts): trains the
 // Kac flow and the VE baseline, samples both, and writes <out>/metrics.json, <out>/plot.png and
 // <out>/README.md.
 //
@@ -8,22 +8,18 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initGpu } from '../src/engine/dawn';
+import { initGpu } from '../src/engine/runtime/dawn';
 import type { Backend } from '../src/engine/index';
-import { SOLVERS, type Solver } from '../src/models/sampler';
+import { SOLVERS, type Solver } from '../src/models/solvers';
 import {
   FIGURE_COLOURS,
-  VE_PARAMS,
-  VE_SCHEDULES,
   type Experiment2dResult,
   type ModelResult,
-  type VeParam,
-  type VeSchedule,
   experiment2dOptions,
   plotExperiment2d,
   runExperiment2d,
-  veConfig,
-} from '../src/train/experiment2d';
+} from '../src/experiments/experiment2d';
+import { VE_PARAMS, VE_SCHEDULES, type VeParam, type VeSchedule, veConfig } from '../src/models/ve';
 
 const { values: a } = parseArgs({
   strict: true,
@@ -131,7 +127,7 @@ function readme(r: Experiment2dResult, command: string, device: string, load: [n
   const { kac, ve } = r.trained;
   return `# 2-D experiment: Kac flow vs VE diffusion on the 3x3 near-Dirac mixture
 
-Produced by \`scripts/experiment-2d.ts\` (code: \`src/train/experiment2d.ts\`, figure: \`src/train/plot.ts\`) from ${source}.
+Produced by \`scripts/experiment-2d.ts\` (code: \`src/experiments/experiment2d.ts\`, figure: \`src/eval/plot.ts\`) from ${source}.
 
     ${command}
 

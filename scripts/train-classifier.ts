@@ -1,4 +1,4 @@
-// Train the LeNet digit classifier used by FD-LeNet and class consistency (src/train/metrics.ts)
+// Train the LeNet digit classifier used by FD-LeNet and class consistency (src/eval/metrics.ts)
 // and write checkpoints/classifier/lenet.safetensors plus a README.md beside it with the command,
 // the time taken, the backend and the held-out accuracy.
 //
@@ -8,9 +8,9 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { initGpu } from '../src/engine/dawn';
-import { LENET_CONFIG, type LeNetConfig, TRAIN_DEFAULTS, evaluateAccuracy, saveClassifier, trainClassifier } from '../src/train/classifier';
-import { loadBuiltinMnist } from '../src/train/data';
+import { initGpu } from '../src/engine/runtime/dawn';
+import { LENET_CONFIG, type LeNetConfig, TRAIN_DEFAULTS, evaluateAccuracy, saveClassifier, trainClassifier } from '../src/eval/classifier';
+import { loadBuiltinMnist } from '../src/data/index';
 import type { Backend } from '../src/engine/index';
 
 const FLAGS = ['epochs', 'batch', 'lr', 'seed', 'c1', 'c2', 'hidden', 'features', 'backend', 'out', 'shift'] as const;
@@ -102,7 +102,7 @@ await saveClassifier(out, result.model, metadata);
 
 const readme = `# LeNet digit classifier (FD-LeNet, class consistency)
 
-\`lenet.safetensors\` is the classifier behind FD-LeNet and class consistency (\`src/train/metrics.ts\`).
+\`lenet.safetensors\` is the classifier behind FD-LeNet and class consistency (\`src/eval/metrics.ts\`).
 It was trained with this project's own WebGPU engine by
 
 \`\`\`
@@ -122,11 +122,11 @@ ${command}
 
 The safetensors \`__metadata__\` holds \`format\` (${'`distillkac-lenet-v1`'}), \`config\` (the JSON above),
 \`heldout_accuracy\`, the training options and this command. Load it with
-\`loadClassifier(defaultClassifierPath())\` from \`src/train/classifier.ts\`.
+\`loadClassifier(defaultClassifierPath())\` from \`src/eval/classifier.ts\`.
 
 FD-LeNet compares 2,000 generated digits with a fixed 2,000-digit real reference set: the 1,000
 held-out digits plus 1,000 train digits picked by a fixed Philox permutation (those were seen in
-training; see \`fdReferenceSet\` in \`src/train/metrics.ts\`).
+training; see \`fdReferenceSet\` in \`src/eval/metrics.ts\`).
 `;
 const readmePath = join(dirname(out), 'README.md');
 writeFileSync(readmePath, readme);

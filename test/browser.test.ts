@@ -14,10 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, describe, expect, it } from 'vitest';
-import { initGpu } from '../src/engine/dawn';
+import { initGpu } from '../src/engine/runtime/dawn';
 import type { Gpu } from '../src/engine/index';
-import { decodeSafetensors, encodeSafetensors } from '../src/engine/safetensors';
-import { defaultClassifierPath, loadClassifier, predict } from '../src/train/classifier';
+import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors';
+import { defaultClassifierPath, loadClassifier, predict } from '../src/eval/classifier';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHROMIUM = '/usr/bin/chromium';

@@ -6,12 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encode } from 'fast-png';
 import { describe, expect, it } from 'vitest';
-import { encodeSafetensors } from '../src/engine/safetensors';
+import { encodeSafetensors } from '../src/io/safetensors';
 import { defaultKacConfig } from '../src/models/kac';
 import { unetPresets } from '../src/models/unet';
 import { CHECKPOINT_FORMAT, CheckpointError, decodeCheckpoint, loadLatestCheckpoint } from '../src/train/checkpoint';
-import { DataError } from '../src/train/data';
-import { loadDataFor, weightsFromCheckpoint } from '../src/train/run';
+import { DataError } from '../src/data/index';
+import { loadDataFor } from '../src/data/index';
+import { weightsFromCheckpoint } from '../src/models/weights';
 
 /** A checkpoint file written by hand with the format's metadata (independent of encodeCheckpoint). */
 function checkpointBytes(step: number, w: number[]): Uint8Array {

@@ -3,15 +3,15 @@
 // pixels), class consistency with true and shuffled labels; plus a short training run and a
 // save/load round trip. Runs on each available backend (DISTILLKAC_TEST_BACKENDS restricts them).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../src/engine/dawn';
+import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, Philox, setDefaultGpu } from '../src/engine/index';
 import {
   type LeNet, CLASSIFIER_FORMAT, LENET_CONFIG, classifierLogits, decodeClassifier, defaultClassifierPath, encodeClassifier,
   evaluateAccuracy, loadClassifier, permutation, trainClassifier,
-} from '../src/train/classifier';
-import { loadBuiltinMnist } from '../src/train/data';
-import { frechetDistanceGaussians } from '../src/train/linalg';
-import { FD_LENET_COUNT, classConsistency, classConsistencyReport, fdLenet, fdReferenceSet, featureStats } from '../src/train/metrics';
+} from '../src/eval/classifier';
+import { loadBuiltinMnist } from '../src/data/index';
+import { frechetDistanceGaussians } from '../src/eval/linalg';
+import { FD_LENET_COUNT, classConsistency, classConsistencyReport, fdLenet, fdReferenceSet, featureStats } from '../src/eval/metrics';
 
 const PIXELS = 784;
 const found = await availableBackends();

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encode } from 'fast-png';
 import { describe, expect, it } from 'vitest';
-import { decodeSafetensors } from '../src/engine/safetensors';
+import { decodeSafetensors } from '../src/io/safetensors';
 import { listCheckpoints, readCheckpoint } from '../src/train/checkpoint';
 
 const BIN = join(__dirname, '..', 'bin', 'distillkac.mjs');

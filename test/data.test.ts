@@ -17,8 +17,9 @@ import {
   mixture2dLogDensity,
   mixture2dNll,
   parseIdx,
-} from '../src/train/data';
-import { imageGrid, savePng, unitToByte } from '../src/train/png';
+} from '../src/data/index';
+import { imageGrid, unitToByte } from '../src/io/image-grid';
+import { savePng } from '../src/train/images';
 
 let tmp: string;
 beforeAll(() => {

@@ -1,6 +1,6 @@
 // The 2-D experiment's pieces: training targets (Kac bounded by c per coordinate, VE not), the exact
 // float64 marginal velocity fields (continuity equation, limits), the host sampler with velocity
-// tracking (solver orders, agreement with models/sampler.ts on a network), the claims the experiment
+// tracking (solver orders, agreement with models/sampling.ts on a network), the claims the experiment
 // measures on the EXACT fields (Kac's velocity stays <= c along trajectories; the brownian VE's blows
 // up like t^{-1/2} near t = 0; the geometric VE's is largest at t = T, far above c), NLL statistics
 // and the rasteriser.
@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decode } from 'fast-png';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dawnGpu } from '../src/engine/dawn';
+import { dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, setDefaultGpu, tensor } from '../src/engine/index';
 import { kacConfig, kacDensity, kacVelocity } from '../src/models/kac';
-import { integrate } from '../src/models/sampler';
-import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2dLogDensity } from '../src/train/data';
+import { integrate } from '../src/models/sampling';
+import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2dLogDensity } from '../src/data/index';
 import {
   KAC_2D,
   integrate2d,
@@ -27,14 +27,12 @@ import {
   train2d,
   traceSummary,
   veBatch2d,
-  veConfig,
-  veDSigma,
   veMarginal,
   veMixtureVelocity,
   vePrior2d,
-  veSigma,
-} from '../src/train/experiment2d';
-import { Axes, Canvas, decades, tickLabel } from '../src/train/plot';
+} from '../src/experiments/experiment2d';
+import { veConfig, veDSigma, veSigma } from '../src/models/ve';
+import { Axes, Canvas, decades, tickLabel } from '../src/eval/plot';
 
 const BLUE = [0, 0, 255] as const;
 
@@ -288,7 +286,7 @@ describe('trained network on the GPU (short run)', () => {
   });
   afterAll(() => gpu.destroy());
 
-  it('a short Kac run lowers the loss; the host sampler uses exactly the network output models/sampler.ts uses', async () => {
+  it('a short Kac run lowers the loss; the host sampler uses exactly the network output models/sampling.ts uses', async () => {
     const r = await train2d({ steps: 200, batch: 64, lr: 2e-3, emaDecay: 0, seed: 1, hidden: 32, depth: 2, logEvery: 20, makeBatch: (s) => kacBatch2d(64, s, 9) });
     const first = r.losses[0]!.loss;
     const last = (r.losses.at(-1)!.loss + r.losses.at(-2)!.loss) / 2;

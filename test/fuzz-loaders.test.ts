@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode as encodePng } from 'fast-png';
-import { SafetensorsError, decodeSafetensors, encodeSafetensors } from '../src/engine/safetensors';
-import { DataError, decodePngPixels, loadIdx, loadPngFolder, parseIdx } from '../src/train/data';
+import { SafetensorsError, decodeSafetensors, encodeSafetensors } from '../src/io/safetensors';
+import { DataError, decodePngPixels, loadIdx, loadPngFolder, parseIdx } from '../src/data/index';
 
 const SEED = 20240611;
 

@@ -4,7 +4,7 @@
 import { afterEach, expect, it, vi } from 'vitest';
 import { type GemmVariant, gemmPlan, variantKey } from '../src/kernels/gemm';
 import type { Conv3Variant } from '../src/kernels/conv3';
-import { type Variant, anyVariantKey, forceGemmVariant, exportGemmChoices, importGemmChoices, clearGemmChoices, pendingGemmClasses, tuneGemms } from '../src/engine/gemm';
+import { type Variant, anyVariantKey, forceGemmVariant, exportGemmChoices, importGemmChoices, clearGemmChoices, pendingGemmClasses, tuneGemms } from '../src/engine/autotune';
 import { conv2d, matmulRaw, scope, tensor } from '../src/engine/index';
 import { NDArray, conv2d as refConv2d, makeRng, matmul as refMatmul, transpose as refTranspose } from './reference';
 import { expectTensorClose, forEachBackend, randF32, upload } from './helpers/gpu';

@@ -1,9 +1,9 @@
-// The float64 linear algebra behind FD-LeNet (src/train/linalg.ts), CPU only: Jacobi
+// The float64 linear algebra behind FD-LeNet (src/eval/linalg.ts), CPU only: Jacobi
 // eigen-decomposition against reconstructions and known spectra, symmetric PSD square roots, and the
 // Frechet distance against closed forms (diagonal, 1-D, 2-D non-commuting) and sample estimates.
 import { describe, expect, it } from 'vitest';
 import { Philox } from '../src/engine/philox';
-import { fromEigen, frechetDistance, frechetDistanceGaussians, matmulSquare, meanCov, sqrtmPsd, symmetricEigen } from '../src/train/linalg';
+import { fromEigen, frechetDistance, frechetDistanceGaussians, matmulSquare, meanCov, sqrtmPsd, symmetricEigen } from '../src/eval/linalg';
 
 function randomSymmetric(n: number, rng: Philox): Float64Array {
   const a = new Float64Array(n * n);

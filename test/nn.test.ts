@@ -1,7 +1,7 @@
 // nn and optim against independent references: a float64 AdamW step, a float64 EMA, an MLP that
 // must fit a known function, flat GPU memory over 1,000 training steps, PyTorch-style state dicts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../src/engine/dawn';
+import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
 import {
   AdamW, EMA, Gpu, Linear, Module, Sequential, Tensor, gradNorm, manualSeed, randn, scope, setDefaultGpu, tensor,
 } from '../src/engine/index';

@@ -1,7 +1,7 @@
 // GPU random tensors against the CPU Philox reference: uniform bits identical on every adapter,
 // normals with the right moments, streams independent and reproducible from the global seed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../src/engine/dawn';
+import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, getRandomState, manualSeed, rand, randn, setDefaultGpu, setRandomState } from '../src/engine/index';
 import { philoxKey, philoxUniformF32 } from '../src/engine/philox';
 

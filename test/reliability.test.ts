@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { dawnGpu } from '../src/engine/dawn';
+import { dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, manualSeed, randn, setDefaultGpu } from '../src/engine/index';
 import { defaultKacConfig } from '../src/models/kac';
 import { listCheckpoints } from '../src/train/checkpoint';

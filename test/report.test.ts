@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { EvalRow } from '../src/train/evaluate';
-import { writeReport } from '../src/train/report';
+import type { EvalRow } from '../src/eval/evaluate';
+import { writeReport } from '../src/eval/report';
 
 const row: EvalRow = {
   model: 'student',

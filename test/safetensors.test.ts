@@ -4,7 +4,7 @@ import {
   decodeSafetensors,
   encodeSafetensors,
   type SafetensorsErrorCode,
-} from '../src/engine/safetensors';
+} from '../src/io/safetensors';
 
 // ---------------------------------------------------------------------------
 // helpers

@@ -1,9 +1,9 @@
 // Solvers against exact solutions of linear ODEs (including their order of convergence), guidance
 // against its closed form, NFE counting, and the prior sampler's law.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../src/engine/dawn';
+import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, Tensor, ew, setDefaultGpu, tensor } from '../src/engine/index';
-import { NFE_PER_STEP, type Solver, type VelocityModel, integrate, sample } from '../src/models/sampler';
+import { NFE_PER_STEP, type Solver, type VelocityModel, integrate, sample } from '../src/models/sampling';
 import { defaultKacConfig, kacVariance } from '../src/models/kac';
 
 const backends = await availableBackends();

@@ -3,10 +3,10 @@
 // is baked in). A teacher gets 100 AB-2 steps to t_min = 1e-5 with the default guidance.
 import { describe, expect, it } from 'vitest';
 import { defaultKacConfig } from '../src/models/kac';
-import { intervalLength, intervalStart } from '../src/models/distill';
+import { intervalLength, intervalStart } from '../src/models/distillation-loss';
 import { batchSeed, checkSeed, generateSamples, maxSeed } from '../src/models/generate';
-import { DEFAULT_GUIDANCE } from '../src/models/sampler';
-import { type LoadedWeights, samplingDefaults } from '../src/train/weights';
+import { DEFAULT_GUIDANCE } from '../src/models/sampling';
+import { type LoadedWeights, samplingDefaults } from '../src/models/weights';
 
 const weights = (extra: Record<string, unknown>): LoadedWeights =>
   ({ path: 'fake', ckpt: {} as LoadedWeights['ckpt'], weights: {}, run: { model: {} as never, kac: defaultKacConfig, data: { kind: 'mnist' }, ...extra } }) as LoadedWeights;

@@ -17,7 +17,7 @@
 // 2.5-3 minutes with Mesa's shader disk cache warm. A cold cache (a fresh machine) adds the UNet's
 // shader compilation: 8.5 minutes under a load average of 8 here, hence the long timeout.
 import { describe, expect, it } from 'vitest';
-import { dawnGpu } from '../src/engine/dawn';
+import { dawnGpu } from '../src/engine/runtime/dawn';
 import { setDefaultGpu } from '../src/engine/index';
 import { type SoakSample, judgeSoak, soak } from '../src/train/soak';
 import { BACKENDS } from './helpers/gpu';

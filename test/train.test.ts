@@ -6,16 +6,16 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dawnGpu } from '../src/engine/dawn';
+import { dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, type Tensor, ew, manualSeed, noGrad, setDefaultGpu, tensor } from '../src/engine/index';
-import type { VelocityModel } from '../src/models/sampler';
+import type { VelocityModel } from '../src/models/sampling';
 import { defaultKacConfig } from '../src/models/kac';
-import { endpointLoss, teacherEndpoint } from '../src/models/distill';
+import { endpointLoss, teacherEndpoint } from '../src/models/distillation-loss';
 import { encodeCheckpoint, listCheckpoints, loadLatestCheckpoint, readCheckpoint } from '../src/train/checkpoint';
 import { GEMM_CHOICES_FILE } from '../src/train/loop';
-import { clearGemmChoices, exportGemmChoices } from '../src/engine/gemm';
+import { clearGemmChoices, exportGemmChoices } from '../src/engine/autotune';
 import { teacherBatch, teacherLoss, trainTeacher } from '../src/train/teacher';
-import { distillStages, trainStudent, weightsDigest } from '../src/train/distill';
+import { distillStages, trainStudent, weightsDigest } from '../src/train/distill-stages';
 import { ToyVelocity, toyData, toyOptim as optim } from './helpers/toy';
 
 describe('training loop and distillation', () => {

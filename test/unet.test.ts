@@ -6,7 +6,7 @@
 // With Mesa's shader cache warm the file takes ~25 s per backend; a cold cache compiles a few hundred
 // pipelines at seconds each on a loaded 2-core machine, hence the long timeouts of the first tests.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../src/engine/dawn';
+import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
 import { AdamW, type Gpu, Tensor, manualSeed, noGrad, randn, scope, setDefaultGpu, tensor } from '../src/engine/index';
 import { timestepEmbedding, timestepEmbeddingReference } from '../src/models/embeddings';
 import { VelocityMlp } from '../src/models/mlp2d';

@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type AdapterCaps, anyVariantKey, convProblem } from '../src/engine/gemm';
+import { type AdapterCaps, anyVariantKey, convProblem } from '../src/engine/autotune';
 import type { GemmSpec } from '../src/kernels/gemm';
 import type { Conv3Spec } from '../src/kernels/conv3';
 

@@ -1,6 +1,6 @@
 // The browser page: `npm run web:dev` serves it, `npm run web:build` writes the static site to web/dist.
-// It bundles the same src/kernels, src/engine, src/models code as the CLI (and the pure parts of
-// src/train); a Node module reaching the bundle fails the build instead of being shimmed.
+// It bundles the browser-safe part of src (kernels, engine without runtime/dawn.ts, io, models), the
+// same code as the CLI; a Node module reaching the bundle fails the build instead of being shimmed.
 import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';

@@ -1,7 +1,7 @@
 // The engine's public API. Browser-safe: takes a GPUDevice from anywhere (Node: see dawn.ts).
-export { Gpu, GpuError, GpuOutOfMemoryError, GpuDeviceLostError, requestGpuFrom, type AdapterSummary, type Backend, type MemoryStats } from './gpu';
+export { Gpu, GpuError, GpuOutOfMemoryError, GpuDeviceLostError, requestGpuFrom, type AdapterSummary, type Backend, type MemoryStats } from './runtime/gpu';
 export { Tensor, scope, keep, noGrad, isGradEnabled, setDefaultGpu, getDefaultGpu, type DType, type Shape } from './tensor';
 export * from './ops/index';
-export * from './nn';
+export * from './modules';
 export * from './optim';
 export { Philox, philoxKey } from './philox';

@@ -2,9 +2,9 @@
 // folded into that update, an exponential moving average of parameters, learning-rate warmup.
 import { adamwKernel, emaKernel } from '../kernels/optim';
 import { f32 } from '../kernels/kernel';
-import { Tensor, keep, noGrad, scope } from './tensor';
+import { Tensor, keep, noGrad, scope, formatShape } from './tensor';
 import { concat, ew, zeros } from './ops/index';
-import type { Module } from './nn';
+import type { Module } from './modules';
 
 export interface AdamWOptions {
   lr?: number;
@@ -181,7 +181,7 @@ export class EMA {
       const s = state[name];
       const want = this.shadow[k].shape;
       if (!s || s.data.length !== this.shadow[k].size || s.shape.join() !== want.join()) {
-        throw new Error(`EMA.loadStateDict: ${name} is ${s ? `[${s.shape.join(', ')}] with ${s.data.length} values, expected [${want.join(', ')}]` : 'missing'}`);
+        throw new Error(`EMA.loadStateDict: ${name} is ${s ? `${formatShape(s.shape)} with ${s.data.length} values, expected ${formatShape(want)}` : 'missing'}`);
       }
     });
     // checked before the first upload: a refused state leaves the average as it was

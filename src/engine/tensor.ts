@@ -1,6 +1,6 @@
 // Tensor: a shape and a GPU buffer, plus how it was made (for reverse mode) and which memory scope
 // owns it. Ops live in ops/*.ts and are attached to the prototype there.
-import type { Gpu } from './gpu';
+import type { Gpu } from './runtime/gpu';
 import { type StridedView, elementwiseKernel } from '../kernels/elementwise';
 
 export type DType = 'f32' | 'i32';
@@ -158,6 +158,9 @@ export function isGradEnabled(): boolean {
 
 // ---- Tensor -----------------------------------------------------------------------------------
 
+/** A shape as error messages print it: `[2, 3]`. */
+export const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
 export function sizeOf(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -166,7 +169,7 @@ export function sizeOf(shape: Shape): number {
 
 export function checkShape(shape: Shape, what: string): number[] {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`${what}: invalid shape [${shape.join(', ')}] (dimensions must be non-negative integers)`);
+    if (!Number.isInteger(d) || d < 0) throw new Error(`${what}: invalid shape ${formatShape(shape)} (dimensions must be non-negative integers)`);
   }
   return [...shape];
 }
@@ -278,7 +281,7 @@ export class Tensor {
 
   get buffer(): GPUBuffer {
     if (this.lazy) this.realize();
-    if (!this.storage) throw new Error(`use of a disposed tensor of shape [${this.shape.join(', ')}] (it was freed by dispose() or by the scope that created it; return it from the scope or keep() it)`);
+    if (!this.storage) throw new Error(`use of a disposed tensor of shape ${formatShape(this.shape)} (it was freed by dispose() or by the scope that created it; return it from the scope or keep() it)`);
     return this.storage.buffer;
   }
 
@@ -322,7 +325,7 @@ export class Tensor {
 
   /** The value of a one-element tensor. */
   async item(): Promise<number> {
-    if (this.size !== 1) throw new Error(`item(): tensor of shape [${this.shape.join(', ')}] has ${this.size} elements, expected 1`);
+    if (this.size !== 1) throw new Error(`item(): tensor of shape ${formatShape(this.shape)} has ${this.size} elements, expected 1`);
     return (await this.toArray())[0];
   }
 
@@ -338,7 +341,7 @@ export class Tensor {
   }
 
   toString(): string {
-    return `Tensor(${this.dtype}, [${this.shape.join(', ')}])`;
+    return `Tensor(${this.dtype}, ${formatShape(this.shape)})`;
   }
 
   /**
@@ -347,20 +350,20 @@ export class Tensor {
    */
   backward(seed?: Tensor): void {
     if (!seed && this.size !== 1) {
-      throw new Error(`backward(): output has shape [${this.shape.join(', ')}]; pass a seed gradient of that shape for non-scalar outputs`);
+      throw new Error(`backward(): output has shape ${formatShape(this.shape)}; pass a seed gradient of that shape for non-scalar outputs`);
     }
     if (!this.requiresGrad) {
-      throw new Error(`backward(): this tensor of shape [${this.shape.join(', ')}] does not require gradients (no input had requiresGrad, or it was computed under noGrad or from a detached tensor)`);
+      throw new Error(`backward(): this tensor of shape ${formatShape(this.shape)} does not require gradients (no input had requiresGrad, or it was computed under noGrad or from a detached tensor)`);
     }
     if (seed && seed.shape.join() !== this.shape.join()) {
-      throw new Error(`backward(): seed shape [${seed.shape.join(', ')}] does not match output shape [${this.shape.join(', ')}]`);
+      throw new Error(`backward(): seed shape ${formatShape(seed.shape)} does not match output shape ${formatShape(this.shape)}`);
     }
     // topological order by depth-first search from the output
     const order: Tensor[] = [];
     const visited = new Set<Tensor>();
     const visit = (t: Tensor) => {
       // a freed tensor has lost its node: it would pass for a leaf and silently stop the gradient
-      if (t.disposed) throw new Error(`backward(): the graph reaches a disposed tensor of shape [${t.shape.join(', ')}] (freed by dispose() or by the scope that created it); call backward() inside the scope that built the graph`);
+      if (t.disposed) throw new Error(`backward(): the graph reaches a disposed tensor of shape ${formatShape(t.shape)} (freed by dispose() or by the scope that created it); call backward() inside the scope that built the graph`);
       visited.add(t);
       for (const input of t.node?.inputs ?? []) if (input.requiresGrad && !visited.has(input)) visit(input);
       order.push(t);

@@ -8,7 +8,7 @@
 // is what a convolution spends its time on.
 // The same kernel computes the input gradient of such a convolution (a 3x3 convolution of the output
 // gradient with the flipped, transposed weights): the caller supplies the weight indexing.
-import type { GemmLaunch, GemmPlan } from './gemm';
+import { Bindings, type GemmLaunch, type GemmPlan, epilogueCall, epilogueFn, range } from './gemm';
 import { foldedGrid, u32 } from './kernel';
 
 export interface Conv3Spec {
@@ -43,7 +43,6 @@ export function conv3Eligible(s: { kh: number; kw: number; sh: number; sw: numbe
   return s.kh === 3 && s.kw === 3 && s.sh === 1 && s.sw === 1 && s.ph === 1 && s.pw === 1 && s.w % 4 === 0 && s.wo === s.w && s.ho === s.h;
 }
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
   const { M, C, H, W, batch } = spec;
@@ -51,19 +50,13 @@ export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
   const WG = v.wg;
   const TM = v.tm;
   const Q = v.q;
-  const names: string[] = [];
-  const decls: string[] = [];
-  const bind = (name: string, access: 'read' | 'read_write', type: string) => {
-    if (names.includes(name)) return;
-    decls.push(`@group(0) @binding(${names.length}) var<storage, ${access}> ${name}: array<${type}>;`);
-    names.push(name);
-  };
+  const bindings = new Bindings();
+  const bind = (name: string, access: 'read' | 'read_write', type: 'f32' | 'vec4f') => bindings.add(name, access, type);
   bind(spec.weight.buffer, 'read', 'f32');
   bind(spec.input.buffer, 'read', 'vec4f');
   // the same buffer again as scalars, for the one neighbour value on each side ('#' suffix: alias)
   const XS = `${spec.input.buffer}_s`;
-  decls.push(`@group(0) @binding(${names.length}) var<storage, read> ${XS}: array<f32>;`);
-  names.push(`${spec.input.buffer}#s`);
+  bindings.alias(XS, `${spec.input.buffer}#s`, 'f32');
   if (spec.epilogue) for (const b of spec.epilogue.buffers) bind(b, 'read', 'f32');
   bind(spec.out.buffer, 'read_write', 'vec4f');
   const X = spec.input.buffer;
@@ -108,7 +101,7 @@ export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
     }
     body.push('}');
   }
-  const epi = (val: string, m: string, n: string) => (spec.epilogue ? `epilogue(${val}, b, ${m}, ${n})` : val);
+  const epi = (val: string, m: string, n: string) => epilogueCall(spec.epilogue, val, m, n);
   const stores: string[] = [];
   for (const i of I) {
     for (const j of J) {
@@ -119,8 +112,8 @@ export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
     }
   }
   const grid = foldedGrid([Math.ceil(N / (WG * 4 * Q)), Math.ceil(M / TM), batch]);
-  const code = `${decls.join('\n')}
-${spec.epilogue ? `fn epilogue(v: f32, b: u32, m: u32, n: u32) -> f32 { return ${spec.epilogue.expr}; }` : ''}
+  const code = `${bindings.wgsl()}
+${epilogueFn(spec.epilogue)}
 @compute @workgroup_size(${WG})
 fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u) {
   ${grid.prelude}
@@ -134,7 +127,7 @@ fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u) {
 }`;
   const launch: GemmLaunch = {
     kernel: { name: spec.name, code, workgroups: grid.workgroups },
-    bindings: names,
+    bindings: bindings.names,
   };
   return { launches: [launch] };
 }

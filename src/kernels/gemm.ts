@@ -78,7 +78,7 @@ export function variantKey(v: GemmVariant): string {
   return v.kind === 'reg' ? `reg.${v.lanes}.${v.tm}x${v.tn}.wg${v.wg}.sk${v.splitK}${v.sg ? '.sg' : ''}` : `tiled.${v.rm}x${v.rn}.tk${v.tk}.sk${v.splitK}`;
 }
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** Element index expression `offset + r * rs + c * cs`, without multiplications by 1. */
 function stridedIndex(op: Extract<GemmOperand, { kind: 'strided' }>, r: string, c: string): string {
@@ -90,14 +90,21 @@ function elem(op: GemmOperand, r: string, c: string): string {
   return op.kind === 'strided' ? `${op.buffer}[${stridedIndex(op, r, c)}]` : `${op.call}(b, ${r}, ${c})`;
 }
 
-/** Declarations of the buffers a kernel reads and writes, in binding order. */
-class Bindings {
+/** Declarations of the buffers a kernel reads and writes, in binding order (also conv3.ts's). */
+export class Bindings {
   readonly names: string[] = [];
   private readonly decls: string[] = [];
   add(name: string, access: 'read' | 'read_write', type: 'f32' | 'vec4f'): void {
     if (this.names.includes(name)) return;
-    this.decls.push(`@group(0) @binding(${this.names.length}) var<storage, ${access}> ${name}: array<${type}>;`);
-    this.names.push(name);
+    this.declare(name, name, access, type);
+  }
+  /** `buffer` bound once more, read as `wgslName` (the launcher binds `names` entries by buffer). */
+  alias(wgslName: string, buffer: string, type: 'f32' | 'vec4f'): void {
+    this.declare(wgslName, buffer, 'read', type);
+  }
+  private declare(wgslName: string, buffer: string, access: 'read' | 'read_write', type: 'f32' | 'vec4f'): void {
+    this.decls.push(`@group(0) @binding(${this.names.length}) var<storage, ${access}> ${wgslName}: array<${type}>;`);
+    this.names.push(buffer);
   }
   operand(op: GemmOperand, vec4: boolean): void {
     if (op.kind === 'strided') this.add(op.buffer, 'read', vec4 ? 'vec4f' : 'f32');
@@ -130,12 +137,14 @@ function sinkVec4(spec: GemmSpec, sink: Sink): boolean {
   return sink.aligned4 && spec.N % 4 === 0 && sink.rowStride % 4 === 0;
 }
 
-const epi = (sink: Sink, v: string, m: string, n: string): string =>
-  sink.epilogue ? `epilogue(${v}, b, ${m}, ${n})` : v;
+/** The value `v` at (b, m, n) through the epilogue, where there is one (also conv3.ts's). */
+export const epilogueCall = (epilogue: { expr: string } | undefined, v: string, m: string, n: string): string =>
+  epilogue ? `epilogue(${v}, b, ${m}, ${n})` : v;
 
-function epilogueFn(sink: Sink): string {
-  return sink.epilogue ? `fn epilogue(v: f32, b: u32, m: u32, n: u32) -> f32 { return ${sink.epilogue.expr}; }` : '';
-}
+export const epilogueFn = (epilogue: { expr: string } | undefined): string =>
+  epilogue ? `fn epilogue(v: f32, b: u32, m: u32, n: u32) -> f32 { return ${epilogue.expr}; }` : '';
+
+const epi = (sink: Sink, v: string, m: string, n: string): string => epilogueCall(sink.epilogue, v, m, n);
 
 function helpers(spec: GemmSpec): string {
   return [spec.a, spec.b].map((op) => (op.kind === 'gather' ? op.fn : '')).join('\n');
@@ -182,7 +191,7 @@ function regKernel(spec: GemmSpec, v: Extract<GemmVariant, { kind: 'reg' }>, spl
     else if (sK === 1 && sL % 4 === 0 && K % 4 === 0) mode = 'k';
   }
   // U read as vec4 (4 consecutive rows of the shared block in one load) where it is contiguous along
-  // them: A^T with lanes along n, B with lanes along m (matmul 1024 A^T @ B on llvmpipe: 41 vs 45 ms)
+  // them: A^T with lanes along n, B with lanes along m (fewer loads: bench/RESULTS.md)
   const uStride = U.kind === 'strided' ? (lanesN ? U.rowStride : U.colStride) : 0;
   const uStrideK = U.kind === 'strided' ? (lanesN ? U.colStride : U.rowStride) : 0;
   const uVec = !v.sg && U.kind === 'strided' && U.aligned4 && uStride === 1 && uStrideK % 4 === 0 && Usize % 4 === 0 && TU % 4 === 0;
@@ -273,7 +282,7 @@ function regKernel(spec: GemmSpec, v: Extract<GemmVariant, { kind: 'reg' }>, spl
   const grid = foldedGrid([Math.ceil(L / (WG * TL)), Math.ceil(Usize / TU), batch * splitK]);
   const code = `${v.sg ? 'enable subgroups;\n' : ''}${binds.wgsl()}
 ${helpers(spec)}
-${epilogueFn(sink)}
+${epilogueFn(sink.epilogue)}
 @compute @workgroup_size(${WG})
 fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u) {
   ${grid.prelude}
@@ -330,7 +339,7 @@ function tiledKernel(spec: GemmSpec, v: Extract<GemmVariant, { kind: 'tiled' }>,
   const grid = foldedGrid([Math.ceil(N / BN), Math.ceil(M / BM), batch * splitK]);
   const code = `${binds.wgsl()}
 ${helpers(spec)}
-${epilogueFn(sink)}
+${epilogueFn(sink.epilogue)}
 var<workgroup> As: array<f32, ${BM * TK}>;
 var<workgroup> Bs: array<f32, ${BN * TK}>;
 @compute @workgroup_size(${T}, ${T})
@@ -379,7 +388,7 @@ function reduceKernel(spec: GemmSpec, splitK: number): GemmLaunch {
   binds.add(sink.buffer, 'read_write', 'f32');
   const outIdx = [sink.offset === '0u' ? null : `(${sink.offset})`, `m * ${u32(sink.rowStride)}`, 'n'].filter(Boolean).join(' + ');
   const code = `${binds.wgsl()}
-${epilogueFn(sink)}
+${epilogueFn(sink.epilogue)}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = ${launch.linearIndex};

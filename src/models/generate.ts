@@ -4,7 +4,7 @@
 // models only): the CLI and the browser page call this same function, so a seed gives the same digits.
 import { noGrad } from '../engine/index';
 import type { KacConfig } from './kac';
-import { type Guidance, type Solver, type VelocityModel, sample } from './sampler';
+import { type Guidance, type Solver, type VelocityModel, sample } from './sampling';
 
 export interface GenerateOptions {
   model: VelocityModel;
@@ -27,11 +27,14 @@ export interface GenerateOptions {
 
 export const DEFAULT_SAMPLE_BATCH = 250;
 
+/** Seeds derived from (seed, index) as seed * SEED_STRIDE + index: distinct for indices below it. */
+export const SEED_STRIDE = 1_000_003;
+
 /** The prior seed of the batch starting at sample `first`. */
-export const batchSeed = (seed: number, first: number) => seed * 1_000_003 + first;
+export const batchSeed = (seed: number, first: number) => seed * SEED_STRIDE + first;
 
 /** The largest seed whose batch seeds stay exact (safe integers, as Philox requires) for `count` samples. */
-export const maxSeed = (count: number) => Math.floor((Number.MAX_SAFE_INTEGER - Math.max(0, count - 1)) / 1_000_003);
+export const maxSeed = (count: number) => Math.floor((Number.MAX_SAFE_INTEGER - Math.max(0, count - 1)) / SEED_STRIDE);
 
 /** Throws unless `seed` is an integer in 0..maxSeed(count) (checked before any GPU work). */
 export function checkSeed(seed: number, count: number): void {

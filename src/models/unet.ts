@@ -359,3 +359,11 @@ export function unetFlops(cfg: UNetConfig, batch: number): number {
   f += norm(cfg.baseChannels, cfg.imageSize) + act(cfg.baseChannels, cfg.imageSize) + conv(cfg.baseChannels, cfg.inChannels, 3, cfg.imageSize);
   return f * batch;
 }
+
+/** A preset's UNet sized for the data: its channels, square image size and classes. */
+export function unetConfigFor(preset: string, data: { channels: number; height: number; width: number; numClasses: number }): UNetConfig {
+  const base = unetPresets[preset as keyof typeof unetPresets];
+  if (!base) throw new Error(`unknown preset '${preset}': use ${Object.keys(unetPresets).join(', ')}`);
+  if (data.height !== data.width) throw new Error(`images must be square, got ${data.height}x${data.width}`);
+  return { ...base, inChannels: data.channels, imageSize: data.height, numClasses: data.numClasses };
+}

@@ -4,10 +4,11 @@
 // corrupt newest file falls back to the one before.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { SafetensorsError } from '../engine/safetensors';
-import { type Checkpoint, CheckpointError, decodeCheckpoint, encodeCheckpoint } from './checkpoint-format';
+import { SafetensorsError } from '../io/safetensors';
+import { type Checkpoint, CheckpointError, decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint-format';
+import { type LoadedWeights, weightsFromCheckpoint } from '../models/weights';
 
-export { CHECKPOINT_FORMAT, type Checkpoint, CheckpointError, type HostTensors, assertSameConfig, decodeCheckpoint, encodeCheckpoint } from './checkpoint-format';
+export { CHECKPOINT_FORMAT, type Checkpoint, CheckpointError, type HostTensors, assertSameConfig, decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint-format';
 
 /** Write `path` atomically: a crash leaves either the old file or the complete new one. */
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
@@ -78,4 +79,9 @@ export function loadLatestCheckpoint(dir: string, warn: (msg: string) => void = 
     }
   }
   return null;
+}
+
+/** Read a weights file (or full checkpoint) with the run config it was made with. */
+export function loadWeights(path: string): LoadedWeights {
+  return weightsFromCheckpoint(readCheckpoint(path), path);
 }

@@ -6,7 +6,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { basename, join } from 'node:path';
 import { AdamW, EMA, type Gpu, GpuError, type Module, Tensor, keep, scope, warmupLr } from '../engine/index';
 import { type Checkpoint, CheckpointError, type HostTensors, assertSameConfig, listCheckpoints, loadLatestCheckpoint, saveCheckpoint, writeFileAtomic, encodeCheckpoint } from './checkpoint';
-import { exportGemmChoices, importGemmChoices, pendingGemmClasses, tuneGemms } from '../engine/gemm';
+import { exportGemmChoices, importGemmChoices, pendingGemmClasses, tuneGemms } from '../engine/autotune';
 import { Progress } from './progress';
 
 export interface OptimConfig {
@@ -14,7 +14,8 @@ export interface OptimConfig {
   lr: number;
   warmupSteps: number;
   weightDecay: number;
-  maxGradNorm: number;
+  /** global gradient-norm clip; absent: no clipping */
+  maxGradNorm?: number;
   emaDecay: number;
   emaWarmup: number;
 }
@@ -35,6 +36,8 @@ export interface LoopOptions<M extends Module> {
   checkpointEvery?: number;
   quiet?: boolean;
   label?: string;
+  /** called at each log step with the loss of that step */
+  onLog?: (step: number, loss: number) => void;
   /** called after each checkpoint with a model holding the EMA weights (sample grids, ...) */
   onCheckpoint?: (emaModel: M, step: number) => Promise<void>;
   /** after the first step, time every kernel candidate of this run's GEMM and convolution shapes and
@@ -42,6 +45,9 @@ export interface LoopOptions<M extends Module> {
    *  outDir loads, so a resumed run uses the same kernels */
   tune?: boolean;
 }
+
+/** What a trainer (teacher, student) takes from its caller and hands to trainLoop unchanged. */
+export type RunOptions<M extends Module> = Omit<LoopOptions<M>, 'kind' | 'loss'>;
 
 export const GEMM_CHOICES_FILE = 'gemm-choices.json';
 
@@ -197,6 +203,7 @@ export async function trainLoop<M extends Module>(opts: LoopOptions<M>): Promise
         const gradNorm = opt.lastGradNorm ? await opt.lastGradNorm.item() : null;
         appendFileSync(logPath, `${JSON.stringify({ step, loss: lastLoss, lr: opt.lr, gradNorm, itPerSec: progress.rate, elapsedSec: (performance.now() - started) / 1000 })}\n`);
         progress.update(step, { loss: lastLoss });
+        opts.onLog?.(step, lastLoss);
       }
       if (step % checkpointEvery === 0 || step === optim.steps) await save();
     }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { type Gpu, manualSeed } from '../engine/index';
 import { defaultKacConfig } from '../models/kac';
 import { UNet, unetPresets } from '../models/unet';
-import { loadBuiltinMnist } from './data';
+import { loadBuiltinMnist } from '../data/index';
 import { trainLoop } from './loop';
 import { teacherBatch, teacherLoss } from './teacher';
 
@@ -40,8 +40,8 @@ export interface SoakSample {
   elapsedSec: number;
 }
 
-/** A full garbage collection. Without it RSS follows the V8 heap's sawtooth: measured over 1,000
- *  steps it swung between 792 and 844 MiB with no trend. */
+/** A full garbage collection: without it RSS follows the V8 heap's sawtooth (tens of MiB with no
+ *  trend, bench/RESULTS.md), which would hide or fake a leak. */
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
   (runInNewContext('gc') as () => void)();

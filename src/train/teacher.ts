@@ -4,9 +4,9 @@
 import { type Module, Tensor, tensor } from '../engine/index';
 import { Philox } from '../engine/philox';
 import { type KacConfig, kacTrainingBatch } from '../models/kac';
-import type { VelocityModel } from '../models/sampler';
-import type { Dataset } from './data';
-import { type OptimConfig, type LoopResult, trainLoop } from './loop';
+import type { VelocityModel } from '../models/sampling';
+import type { Dataset } from '../data/index';
+import { type LoopResult, type RunOptions, trainLoop } from './loop';
 
 /** Examples of a step: a fresh permutation of the data per epoch, all from the run's seed. */
 export function batchIndices(n: number, batch: number, step: number, seed: number): Int32Array {
@@ -55,24 +55,14 @@ export function teacherBatch(data: Dataset, batch: number, step: number, seed: n
   return { x0, xt, target, t, labels };
 }
 
-export interface TeacherOptions<M extends Module & VelocityModel> {
-  outDir: string;
+export interface TeacherOptions<M extends Module & VelocityModel> extends RunOptions<M> {
   data: Dataset;
-  createModel: () => M;
   /** everything that defines the run (model, kac, optimizer, data): stored in checkpoints */
   config: Record<string, unknown>;
   kac: KacConfig;
-  optim: OptimConfig;
   batch: number;
   labelDropout: number;
   seed: number;
-  resume?: boolean;
-  quiet?: boolean;
-  /** tune the run's GEMM/convolution kernels after its first step (see LoopOptions.tune) */
-  tune?: boolean;
-  logEvery?: number;
-  checkpointEvery?: number;
-  onCheckpoint?: (emaModel: M, step: number) => Promise<void>;
 }
 
 export function teacherLoss(model: VelocityModel, b: TeacherBatch, shape: number[]): Tensor {
@@ -85,20 +75,12 @@ export function teacherLoss(model: VelocityModel, b: TeacherBatch, shape: number
 }
 
 export function trainTeacher<M extends Module & VelocityModel>(opts: TeacherOptions<M>): Promise<LoopResult<M>> {
-  const shape = [opts.data.channels, opts.data.height, opts.data.width];
+  const { data, kac, batch, labelDropout, seed, ...run } = opts;
+  const shape = [data.channels, data.height, data.width];
   return trainLoop({
-    kind: 'teacher',
-    outDir: opts.outDir,
-    config: opts.config,
-    optim: opts.optim,
-    createModel: opts.createModel,
-    resume: opts.resume,
-    quiet: opts.quiet,
-    logEvery: opts.logEvery,
-    checkpointEvery: opts.checkpointEvery,
-    onCheckpoint: opts.onCheckpoint,
-    tune: opts.tune,
     label: 'teacher',
-    loss: (model, step) => teacherLoss(model, teacherBatch(opts.data, opts.batch, step, opts.seed, opts.kac, opts.labelDropout), shape),
+    ...run,
+    kind: 'teacher',
+    loss: (model, step) => teacherLoss(model, teacherBatch(data, batch, step, seed, kac, labelDropout), shape),
   });
 }

@@ -1,7 +1,7 @@
 // Test helpers for GPU suites: run a suite once per WebGPU backend present on this machine, and move
 // data between the float64 reference (test/reference.ts) and engine tensors.
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../../src/engine/dawn';
+import { availableBackends, dawnGpu } from '../../src/engine/runtime/dawn';
 import { type Gpu, type Tensor, setDefaultGpu, tensor } from '../../src/engine/index';
 import { NDArray, type Tolerance, assertClose } from '../reference';
 

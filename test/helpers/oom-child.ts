@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { dawnGpu } from '../../src/engine/dawn';
+import { dawnGpu } from '../../src/engine/runtime/dawn';
 import { type Backend, Linear, Sequential, type Tensor, manualSeed, randn, setDefaultGpu } from '../../src/engine/index';
 import { loadLatestCheckpoint } from '../../src/train/checkpoint';
 import { trainLoop } from '../../src/train/loop';

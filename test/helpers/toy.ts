@@ -1,7 +1,7 @@
 // The small synthetic image task of the training tests (shared by test/train.test.ts and test/reliability.test.ts):
 // two classes of 4x4 images and a two-layer conv velocity net, so a training run takes seconds.
 import { Conv2d, Embedding, Module, type Tensor, concat } from '../../src/engine/index';
-import type { Dataset } from '../../src/train/data';
+import type { Dataset } from '../../src/data/index';
 import type { OptimConfig } from '../../src/train/loop';
 
 /** Two classes of 4x4 images: a bright left or right half, plus a little deterministic jitter. */

@@ -3,12 +3,11 @@
 import type { Kernel } from '../../kernels/kernel';
 import { f32, i32 } from '../../kernels/kernel';
 import { type StridedView, contiguousStrides, elementwiseKernel } from '../../kernels/elementwise';
-import { type DType, type LazyExpr, type Shape, Storage, Tensor, checkShape, getDefaultGpu, sizeOf } from '../tensor';
-import type { Gpu } from '../gpu';
+import { type DType, type LazyExpr, type Shape, Storage, Tensor, checkShape, getDefaultGpu, sizeOf, formatShape } from '../tensor';
+import type { Gpu } from '../runtime/gpu';
 
 export type Operand = Tensor | number;
 
-const shapeStr = (s: Shape) => `[${s.join(', ')}]`;
 
 /** Run `kernel` over `inputs` into a new tensor of `shape` (bound after the inputs). */
 export function launch(kernel: Kernel, inputs: Tensor[], shape: Shape, dtype: DType = 'f32', uniforms?: ArrayBufferView, onGpu?: Gpu): Tensor {
@@ -24,7 +23,7 @@ export function launch(kernel: Kernel, inputs: Tensor[], shape: Shape, dtype: DT
 /** Throws unless every given tensor is float32, naming the op (int32 tensors hold labels and indices). */
 export function expectFloat(op: string, ...ts: (Tensor | null | undefined)[]): void {
   for (const t of ts) {
-    if (t && t.dtype !== 'f32') throw new Error(`${op}: expects float32 tensors, got ${t.dtype} of shape ${shapeStr(t.shape)}`);
+    if (t && t.dtype !== 'f32') throw new Error(`${op}: expects float32 tensors, got ${t.dtype} of shape ${formatShape(t.shape)}`);
   }
 }
 
@@ -37,7 +36,7 @@ export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
     for (const s of shapes) {
       const v = s[s.length - nd + i] ?? 1;
       if (v !== 1 && d !== 1 && v !== d) {
-        throw new Error(`${op}: shapes ${shapes.map(shapeStr).join(' and ')} cannot be broadcast together`);
+        throw new Error(`${op}: shapes ${shapes.map(formatShape).join(' and ')} cannot be broadcast together`);
       }
       if (v !== 1) d = v;
     }
@@ -120,7 +119,7 @@ export interface CreateOptions {
 
 function fromHost(data: Float32Array | Int32Array, shape: Shape, opts: CreateOptions, what: string): Tensor {
   const s = checkShape(shape, what);
-  if (sizeOf(s) !== data.length) throw new Error(`${what}: ${data.length} values do not fill shape ${shapeStr(s)} (${sizeOf(s)} elements)`);
+  if (sizeOf(s) !== data.length) throw new Error(`${what}: ${data.length} values do not fill shape ${formatShape(s)} (${sizeOf(s)} elements)`);
   const gpu = opts.gpu ?? getDefaultGpu();
   const dtype: DType = data instanceof Int32Array ? 'i32' : 'f32';
   const t = new Tensor(new Storage(gpu, gpu.alloc(Math.max(1, data.length) * 4)), s, dtype);

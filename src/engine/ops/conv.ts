@@ -2,13 +2,13 @@
 // where the forward pass and both gradients differ only in how they gather their operands, or as
 // im2col + GEMM, or (forward and input gradient of a 3x3, stride-1, padding-1 convolution) as a direct
 // convolution (src/kernels/conv3.ts); the variant is chosen per adapter and shape class
-// (src/engine/gemm.ts).
+// (src/engine/autotune.ts).
 import type { GemmSpec } from '../../kernels/gemm';
 import { type Conv3Spec, conv3Eligible } from '../../kernels/conv3';
-import { convProblem, runProblem } from '../gemm';
+import { convProblem, runProblem } from '../autotune';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
 import { u32, i32 } from '../../kernels/kernel';
-import { Tensor, recordGrad } from '../tensor';
+import { Tensor, recordGrad, formatShape } from '../tensor';
 import { expectFloat, launch } from './base';
 
 export interface Conv2dOptions {
@@ -18,7 +18,6 @@ export interface Conv2dOptions {
 }
 
 const pair = (v: number | [number, number] | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);
-const str = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 interface Geometry {
   n: number; cin: number; h: number; w: number;
@@ -30,7 +29,7 @@ interface Geometry {
 
 function geometry(x: Tensor, w: Tensor, opts: Conv2dOptions): Geometry {
   if (x.ndim !== 4 || w.ndim !== 4) {
-    throw new Error(`conv2d: expects x [N, C, H, W] and weight [Cout, Cin/groups, kh, kw], got ${str(x.shape)} and ${str(w.shape)}`);
+    throw new Error(`conv2d: expects x [N, C, H, W] and weight [Cout, Cin/groups, kh, kw], got ${formatShape(x.shape)} and ${formatShape(w.shape)}`);
   }
   const [n, cin, h, wd] = x.shape;
   const [cout, cinG, kh, kw] = w.shape;
@@ -38,7 +37,7 @@ function geometry(x: Tensor, w: Tensor, opts: Conv2dOptions): Geometry {
   const [sh, sw] = pair(opts.stride, 1);
   const [ph, pw] = pair(opts.padding, 0);
   if (!Number.isInteger(g) || g < 1 || cin % g !== 0 || cout % g !== 0 || cinG !== cin / g) {
-    throw new Error(`conv2d: groups=${g} does not fit input channels ${cin}, output channels ${cout} and weight ${str(w.shape)} (need Cin and Cout divisible by groups, weight dim 1 = Cin/groups)`);
+    throw new Error(`conv2d: groups=${g} does not fit input channels ${cin}, output channels ${cout} and weight ${formatShape(w.shape)} (need Cin and Cout divisible by groups, weight dim 1 = Cin/groups)`);
   }
   if (![sh, sw].every((v) => Number.isInteger(v) && v >= 1) || ![ph, pw].every((v) => Number.isInteger(v) && v >= 0)) {
     throw new Error(`conv2d: stride must be an integer >= 1 and padding an integer >= 0, got stride ${sh},${sw} padding ${ph},${pw}`);
@@ -273,7 +272,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   expectFloat('conv2d', x, weight, bias);
   const s = geometry(x, weight, opts);
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== s.cout)) {
-    throw new Error(`conv2d: bias must have shape [${s.cout}], got ${str(bias.shape)}`);
+    throw new Error(`conv2d: bias must have shape [${s.cout}], got ${formatShape(bias.shape)}`);
   }
   const y = forward(x, weight, bias, s);
   const inputs = bias ? [x, weight, bias] : [x, weight];
@@ -287,7 +286,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
 function check4d(op: string, x: Tensor, even: boolean): void {
   expectFloat(op, x);
   if (x.ndim !== 4 || (even && (x.shape[2] % 2 !== 0 || x.shape[3] % 2 !== 0))) {
-    throw new Error(`${op}: expects [N, C, H, W]${even ? ' with even H and W' : ''}, got ${str(x.shape)}`);
+    throw new Error(`${op}: expects [N, C, H, W]${even ? ' with even H and W' : ''}, got ${formatShape(x.shape)}`);
   }
 }
 

@@ -1,13 +1,12 @@
 // Batched matmul with broadcast batch dims. Transposed operands are read through strides, so the
 // backward pass (g @ b^T, a^T @ g) launches the same kernel without copying.
-import { runGemm } from '../gemm';
+import { runGemm } from '../autotune';
 import { contiguousStrides } from '../../kernels/elementwise';
 import { u32 } from '../../kernels/kernel';
-import { Tensor, recordGrad } from '../tensor';
+import { Tensor, recordGrad, formatShape } from '../tensor';
 import { broadcastShapes, expectFloat, zeros } from './base';
 import { sumTo } from './reduce';
 
-const str = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 /** WGSL for the element offset of batch `b` in an operand with batch shape `own` broadcast to `batch`. */
 function batchOffset(batch: number[], own: number[], matrixSize: number): string {
@@ -31,7 +30,7 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   const [M, K] = transA ? [ac, ar] : [ar, ac];
   const [K2, N] = transB ? [bc, br] : [br, bc];
   if (K !== K2) {
-    throw new Error(`matmul: inner dimensions differ: ${str(a.shape)}${transA ? '^T' : ''} @ ${str(b.shape)}${transB ? '^T' : ''} (${K} vs ${K2})`);
+    throw new Error(`matmul: inner dimensions differ: ${formatShape(a.shape)}${transA ? '^T' : ''} @ ${formatShape(b.shape)}${transB ? '^T' : ''} (${K} vs ${K2})`);
   }
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
@@ -46,7 +45,7 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
   runGemm(
     a.gpu,
     {
-      name: `matmul ${str(a.shape)}${transA ? 'T' : ''}x${str(b.shape)}${transB ? 'T' : ''}`,
+      name: `matmul ${formatShape(a.shape)}${transA ? 'T' : ''}x${formatShape(b.shape)}${transB ? 'T' : ''}`,
       batch: nb,
       M,
       N,
@@ -64,7 +63,7 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
 
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.ndim < 2 || b.ndim < 2) {
-    throw new Error(`matmul: operands must have at least 2 dimensions, got ${str(a.shape)} and ${str(b.shape)} (reshape vectors to [1, n] or [n, 1])`);
+    throw new Error(`matmul: operands must have at least 2 dimensions, got ${formatShape(a.shape)} and ${formatShape(b.shape)} (reshape vectors to [1, n] or [n, 1])`);
   }
   const y = matmulRaw(a, b);
   return recordGrad(y, 'matmul', [a, b], (g) => [

@@ -5,7 +5,7 @@
 import { randomKernel } from '../../kernels/random';
 import { philoxKey } from '../philox';
 import { Tensor, checkShape, getDefaultGpu } from '../tensor';
-import type { Gpu } from '../gpu';
+import type { Gpu } from '../runtime/gpu';
 
 export interface RandomState {
   seed: number;

@@ -1,6 +1,6 @@
 // Reductions: sum, mean, max, var over any axes, with keepdims; and sumTo (undo a broadcast).
 import { reducePlan, type ReduceOp } from '../../kernels/reduce';
-import { Tensor, recordGrad } from '../tensor';
+import { Tensor, recordGrad, formatShape } from '../tensor';
 import { ew, expectFloat, full, launch } from './base';
 
 export type Axes = number | number[] | undefined;
@@ -11,11 +11,11 @@ export function normAxes(op: string, shape: number[], axes: Axes): number[] {
   const out = list.map((a) => {
     const d = a < 0 ? a + shape.length : a;
     if (!Number.isInteger(d) || d < 0 || d >= shape.length) {
-      throw new Error(`${op}: axis ${a} is out of range for shape [${shape.join(', ')}]`);
+      throw new Error(`${op}: axis ${a} is out of range for shape ${formatShape(shape)}`);
     }
     return d;
   });
-  if (new Set(out).size !== out.length) throw new Error(`${op}: repeated axis in [${list.join(', ')}]`);
+  if (new Set(out).size !== out.length) throw new Error(`${op}: repeated axis in ${formatShape(list)}`);
   return out.sort((a, b) => a - b);
 }
 
@@ -27,7 +27,7 @@ function reduceRaw(x: Tensor, axes: number[], op: ReduceOp, scale: number, keepd
   const outShape = keptShape(x.shape, axes, keepdims);
   if (x.size === 0) {
     if (op === 'max' && axes.some((d) => x.shape[d] === 0)) {
-      throw new Error(`max: cannot reduce over the empty axes of shape [${x.shape.join(', ')}] (the maximum of no elements is undefined)`);
+      throw new Error(`max: cannot reduce over the empty axes of shape ${formatShape(x.shape)} (the maximum of no elements is undefined)`);
     }
     // an empty sum is 0; an empty mean (scale 1/0) is NaN, as in NumPy and PyTorch
     return full(outShape, 0 * scale, { gpu: x.gpu });

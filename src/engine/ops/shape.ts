@@ -2,23 +2,22 @@
 // copies through the elementwise kernel; pad and concat have their own small kernels.
 import { elementwiseKernel, contiguousStrides } from '../../kernels/elementwise';
 import { padKernel, writeBlockKernel } from '../../kernels/indexing';
-import { Tensor, recordGrad, sizeOf } from '../tensor';
+import { Tensor, recordGrad, sizeOf, formatShape } from '../tensor';
 import { launch } from './base';
 import { sumTo } from './reduce';
 
-const str = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const s = [...shape];
   const infer = s.indexOf(-1);
   if (infer >= 0) {
-    if (s.indexOf(-1, infer + 1) >= 0) throw new Error(`reshape: more than one -1 in ${str(shape)}`);
+    if (s.indexOf(-1, infer + 1) >= 0) throw new Error(`reshape: more than one -1 in ${formatShape(shape)}`);
     const rest = s.reduce((a, d, i) => (i === infer ? a : a * d), 1);
-    if (rest === 0 || x.size % rest !== 0) throw new Error(`reshape: cannot reshape ${str(x.shape)} into ${str(shape)}`);
+    if (rest === 0 || x.size % rest !== 0) throw new Error(`reshape: cannot reshape ${formatShape(x.shape)} into ${formatShape(shape)}`);
     s[infer] = x.size / rest;
   }
   if (s.some((d) => !Number.isInteger(d) || d < 0) || sizeOf(s) !== x.size) {
-    throw new Error(`reshape: cannot reshape ${str(x.shape)} (${x.size} elements) into ${str(shape)}`);
+    throw new Error(`reshape: cannot reshape ${formatShape(x.shape)} (${x.size} elements) into ${formatShape(shape)}`);
   }
   const y = x.view(s);
   return recordGrad(y, 'reshape', [x], (g) => [g.reshape(x.shape)]);
@@ -27,11 +26,11 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const p = perm.map((d) => (d < 0 ? d + x.ndim : d));
   if (p.length !== x.ndim || new Set(p).size !== p.length || p.some((d) => !Number.isInteger(d) || d < 0 || d >= x.ndim)) {
-    throw new Error(`permute: ${str(perm)} is not a permutation of the ${x.ndim} axes of ${str(x.shape)}`);
+    throw new Error(`permute: ${formatShape(perm)} is not a permutation of the ${x.ndim} axes of ${formatShape(x.shape)}`);
   }
   const strides = contiguousStrides(x.shape);
   const shape = p.map((d) => x.shape[d]);
-  const y = launch(elementwiseKernel(`permute${str(p)}`, shape, [{ strides: p.map((d) => strides[d]), offset: 0, type: x.dtype }], 'x0', x.dtype), [x], shape, x.dtype);
+  const y = launch(elementwiseKernel(`permute${formatShape(p)}`, shape, [{ strides: p.map((d) => strides[d]), offset: 0, type: x.dtype }], 'x0', x.dtype), [x], shape, x.dtype);
   const inverse = p.map((_, i) => p.indexOf(i));
   return recordGrad(y, 'permute', [x], (g) => [g.permute(inverse)]);
 }
@@ -41,7 +40,7 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
   const perm = x.shape.map((_, i) => i);
   const da = a < 0 ? a + x.ndim : a;
   const db = b < 0 ? b + x.ndim : b;
-  if (![da, db].every((d) => Number.isInteger(d) && d >= 0 && d < x.ndim)) throw new Error(`transpose: axes ${a}, ${b} out of range for ${str(x.shape)}`);
+  if (![da, db].every((d) => Number.isInteger(d) && d >= 0 && d < x.ndim)) throw new Error(`transpose: axes ${a}, ${b} out of range for ${formatShape(x.shape)}`);
   [perm[da], perm[db]] = [perm[db], perm[da]];
   return permute(x, perm);
 }
@@ -50,35 +49,35 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const lead = shape.length - x.ndim;
   if (lead < 0 || shape.some((d) => !Number.isInteger(d) || d < 0) || x.shape.some((d, i) => d !== 1 && d !== shape[i + lead])) {
-    throw new Error(`expand: cannot expand ${str(x.shape)} to ${str(shape)}`);
+    throw new Error(`expand: cannot expand ${formatShape(x.shape)} to ${formatShape(shape)}`);
   }
   if (lead === 0 && x.shape.every((d, i) => d === shape[i])) return x;
   const s = contiguousStrides(x.shape);
   const strides = shape.map((_, d) => (d < lead || x.shape[d - lead] === 1 ? 0 : s[d - lead]));
-  const y = launch(elementwiseKernel(`expand${str(x.shape)}->${str(shape)}`, [...shape], [{ strides, offset: 0, type: x.dtype }], 'x0', x.dtype), [x], shape, x.dtype);
+  const y = launch(elementwiseKernel(`expand${formatShape(x.shape)}->${formatShape(shape)}`, [...shape], [{ strides, offset: 0, type: x.dtype }], 'x0', x.dtype), [x], shape, x.dtype);
   return recordGrad(y, 'expand', [x], (g) => [sumTo(g, x.shape)]);
 }
 
 /** x[starts[0]:ends[0], starts[1]:ends[1], ...]; missing trailing axes are taken whole. */
 export function slice(x: Tensor, starts: readonly number[], ends: readonly number[]): Tensor {
   if (starts.length > x.ndim || ends.length > x.ndim) {
-    throw new Error(`slice: [${str(starts)}, ${str(ends)}) has more axes than shape ${str(x.shape)}`);
+    throw new Error(`slice: [${formatShape(starts)}, ${formatShape(ends)}) has more axes than shape ${formatShape(x.shape)}`);
   }
   const lo = x.shape.map((d, i) => starts[i] ?? 0);
   const hi = x.shape.map((d, i) => ends[i] ?? d);
   if (x.shape.some((d, i) => !(Number.isInteger(lo[i]) && Number.isInteger(hi[i]) && 0 <= lo[i] && lo[i] <= hi[i] && hi[i] <= d))) {
-    throw new Error(`slice: [${str(starts)}, ${str(ends)}) is out of range for shape ${str(x.shape)}`);
+    throw new Error(`slice: [${formatShape(starts)}, ${formatShape(ends)}) is out of range for shape ${formatShape(x.shape)}`);
   }
   const shape = hi.map((h, i) => h - lo[i]);
   const s = contiguousStrides(x.shape);
   const offset = lo.reduce((a, l, i) => a + l * s[i], 0);
-  const y = launch(elementwiseKernel(`slice${str(x.shape)}`, shape, [{ strides: s, offset, type: x.dtype }], 'x0', x.dtype), [x], shape, x.dtype);
+  const y = launch(elementwiseKernel(`slice${formatShape(x.shape)}`, shape, [{ strides: s, offset, type: x.dtype }], 'x0', x.dtype), [x], shape, x.dtype);
   return recordGrad(y, 'slice', [x], (g) => [g.pad(lo.map((l, i) => [l, x.shape[i] - hi[i]] as [number, number]))]);
 }
 
 /** Constant padding, pads[d] = [before, after] for each axis (missing trailing axes: none). */
 export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
-  if (pads.length > x.ndim) throw new Error(`pad: ${pads.length} [before, after] pairs for the ${x.ndim} axes of ${str(x.shape)}`);
+  if (pads.length > x.ndim) throw new Error(`pad: ${pads.length} [before, after] pairs for the ${x.ndim} axes of ${formatShape(x.shape)}`);
   const p = x.shape.map((_, i) => [pads[i]?.[0] ?? 0, pads[i]?.[1] ?? 0] as [number, number]);
   if (p.some(([a, b]) => !Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < 0)) {
     throw new Error(`pad: pads must be non-negative integers, got ${JSON.stringify(pads)}`);
@@ -95,10 +94,10 @@ export function concat(xs: Tensor[], axis = 0): Tensor {
   if (!Number.isInteger(ax) || ax < 0 || ax >= nd) throw new Error(`concat: axis ${axis} out of range for ${nd}-d tensors`);
   for (const t of xs) {
     if (t.ndim !== nd || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i])) {
-      throw new Error(`concat: shapes ${xs.map((t) => str(t.shape)).join(', ')} differ outside axis ${ax}`);
+      throw new Error(`concat: shapes ${xs.map((t) => formatShape(t.shape)).join(', ')} differ outside axis ${ax}`);
     }
     if (t.dtype !== xs[0].dtype || t.gpu !== xs[0].gpu) {
-      throw new Error(`concat: tensors must share one dtype and device, got ${xs.map((t) => `${t.dtype} ${str(t.shape)}`).join(', ')}`);
+      throw new Error(`concat: tensors must share one dtype and device, got ${xs.map((t) => `${t.dtype} ${formatShape(t.shape)}`).join(', ')}`);
     }
   }
   const shape = [...xs[0].shape];

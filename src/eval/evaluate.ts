@@ -3,13 +3,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './checkpoint';
+import { writeFileAtomic } from '../train/checkpoint';
 import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
-import { NFE_PER_STEP, type Solver } from '../models/sampler';
+import { NFE_PER_STEP, type Solver } from '../models/sampling';
 import { loadClassifier } from './classifier';
 import { FD_LENET_COUNT, classConsistency, fdLenet, fdReferenceSet, featureStats } from './metrics';
-import { type LoadedWeights, modelFromWeights, saveGrid, studentSteps } from './run';
-import { studentTMin } from './weights';
+import { type LoadedWeights, modelFromWeights, studentSteps } from '../models/weights';
+import { saveGrid } from '../train/images';
+import { studentTMin } from '../models/weights';
 
 export interface EvalRow {
   model: 'teacher' | 'student';

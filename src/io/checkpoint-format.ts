@@ -2,7 +2,7 @@
 // EMA weights, optimizer moments) and, in `__metadata__`, its format tag, kind, config, step and JSON
 // state. Pure (no file access), so a browser page can decode a checkpoint it fetched; the files
 // themselves (atomic writes, fallback to the previous checkpoint) are in checkpoint.ts.
-import { decodeSafetensors, encodeSafetensors } from '../engine/safetensors';
+import { decodeSafetensors, encodeSafetensors } from './safetensors';
 
 export const CHECKPOINT_FORMAT = 'distillkac/1';
 

@@ -1,7 +1,7 @@
 // A tiny RGB rasteriser for result figures: pixels, alpha-blended dots, Bresenham lines (solid or
 // dashed), a 3x5 bitmap font (digits, A-Z, a few symbols; lower case is drawn as upper case), and
 // axes with linear or log scales and tick marks. Written to PNG with savePng. No dependencies.
-import { savePng } from './png';
+import { savePng } from '../train/images';
 
 export type RGB = readonly [number, number, number];
 export const WHITE: RGB = [255, 255, 255];

@@ -2,11 +2,10 @@
 // embedding gather with its own deterministic scatter-add gradient.
 import { gatherRowsKernel, scatterRowsKernel } from '../../kernels/indexing';
 import { f32, i32 } from '../../kernels/kernel';
-import { Tensor, noGrad, recordGrad } from '../tensor';
+import { Tensor, noGrad, recordGrad, formatShape } from '../tensor';
 import { ew, expectFloat, launch } from './base';
 import { normAxes } from './reduce';
 
-const str = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 export function softmax(x: Tensor, axis = -1): Tensor {
   expectFloat('softmax', x);
@@ -26,7 +25,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 /** Mean over the batch of -log softmax(logits)[label]; logits [N, C], labels int32 [N]. */
 export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
   if (logits.ndim !== 2 || labels.ndim !== 1 || labels.shape[0] !== logits.shape[0] || labels.dtype !== 'i32') {
-    throw new Error(`crossEntropy: expects logits [N, C] and int32 labels [N], got ${str(logits.shape)} and ${labels.dtype} ${str(labels.shape)}`);
+    throw new Error(`crossEntropy: expects logits [N, C] and int32 labels [N], got ${formatShape(logits.shape)} and ${labels.dtype} ${formatShape(labels.shape)}`);
   }
   const [n, c] = logits.shape;
   // a label outside [0, C) makes the loss NaN: checking on the host would cost a readback
@@ -44,8 +43,8 @@ function affine(y: Tensor, gamma: Tensor | null, beta: Tensor | null, shape: num
 /** GroupNorm over x [N, C, ...]: statistics per sample and group of C/groups channels. */
 export function groupNorm(x: Tensor, groups: number, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5): Tensor {
   const [n, c] = x.shape;
-  if (x.ndim < 2 || c % groups !== 0) throw new Error(`groupNorm: ${groups} groups do not divide the ${c} channels of ${str(x.shape)}`);
-  for (const p of [gamma, beta]) if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new Error(`groupNorm: affine parameters must have shape [${c}], got ${str(p.shape)}`);
+  if (x.ndim < 2 || c % groups !== 0) throw new Error(`groupNorm: ${groups} groups do not divide the ${c} channels of ${formatShape(x.shape)}`);
+  for (const p of [gamma, beta]) if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new Error(`groupNorm: affine parameters must have shape [${c}], got ${formatShape(p.shape)}`);
   const grouped = x.reshape([n, groups, -1]);
   const mu = grouped.mean(2, true);
   const centered = grouped.sub(mu);
@@ -56,7 +55,7 @@ export function groupNorm(x: Tensor, groups: number, gamma: Tensor | null, beta:
 /** LayerNorm over the last dimension. */
 export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5): Tensor {
   const d = x.shape[x.ndim - 1];
-  for (const p of [gamma, beta]) if (p && (p.ndim !== 1 || p.shape[0] !== d)) throw new Error(`layerNorm: affine parameters must have shape [${d}], got ${str(p.shape)}`);
+  for (const p of [gamma, beta]) if (p && (p.ndim !== 1 || p.shape[0] !== d)) throw new Error(`layerNorm: affine parameters must have shape [${d}], got ${formatShape(p.shape)}`);
   const mu = x.mean(-1, true);
   const centered = x.sub(mu);
   const y = centered.mul(centered.square().mean(-1, true).add(eps).rsqrt());
@@ -66,7 +65,7 @@ export function layerNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
 /** Rows of table [V, D] at int32 indices of any shape: result [...indices.shape, D]. */
 export function embedding(table: Tensor, indices: Tensor): Tensor {
   if (table.ndim !== 2 || table.dtype !== 'f32' || indices.dtype !== 'i32') {
-    throw new Error(`embedding: expects a table [V, D] and int32 indices, got ${table.dtype} ${str(table.shape)} and ${indices.dtype} indices`);
+    throw new Error(`embedding: expects a table [V, D] and int32 indices, got ${table.dtype} ${formatShape(table.shape)} and ${indices.dtype} indices`);
   }
   const [v, d] = table.shape;
   const y = launch(gatherRowsKernel(v, d, indices.size), [table, indices], [...indices.shape, d]);

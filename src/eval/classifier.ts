@@ -1,13 +1,7 @@
 /**
- * A LeNet-style digit classifier trained with our own engine, used by the evaluation metrics
- * (src/train/metrics.ts): FD-LeNet (Frechet distance of its penultimate features) and class
+ * Training and running the LeNet digit classifier (models/lenet.ts) behind the evaluation metrics
+ * (eval/metrics.ts): FD-LeNet (Frechet distance of its penultimate features) and class
  * consistency of guided samples.
- *
- *   x [N, 1, 28, 28] in [-1, 1]
- *   -> conv k x k (padding k/2, c1 channels) -> relu -> avgpool 2x   [N, c1, 14, 14]
- *   -> conv k x k (no padding, c2 channels)  -> relu -> avgpool 2x   [N, c2, 5, 5]   (k = 5)
- *   -> flatten -> Linear(hidden) -> relu -> Linear(features) -> relu  = features(x)
- *   -> Linear(10)                                                    = forward(x) (logits)
  *
  * Trained on the 9,000-digit train split of `loadBuiltinMnist` with AdamW, random integer shifts
  * of up to +-2 pixels (on the CPU, seeded Philox), warmup then cosine decay of the learning rate.
@@ -17,70 +11,13 @@
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdamW, Conv2d, Linear, Module, Philox, Tensor, manualSeed, noGrad, scope, tensor } from '../engine/index';
-import { decodeSafetensors, encodeSafetensors, type SafetensorsTensorInput } from '../engine/safetensors';
-import { type Dataset, loadBuiltinMnist } from './data';
+import { AdamW, Philox, Tensor, manualSeed, noGrad, scope, tensor } from '../engine/index';
+import { decodeSafetensors, encodeSafetensors, type SafetensorsTensorInput } from '../io/safetensors';
+import { type Dataset, loadBuiltinMnist } from '../data/index';
+import { IMAGE_SIZE, LENET_CONFIG, LeNet, type LeNetConfig, PIXELS } from '../models/lenet';
 
-export interface LeNetConfig {
-  /** channels of the two conv layers */
-  c1: number;
-  c2: number;
-  /** conv kernel size (odd) */
-  kernel: number;
-  /** width of the first fully connected layer */
-  hidden: number;
-  /** width of the penultimate layer (the FD-LeNet feature dimension) */
-  features: number;
-  classes: number;
-}
+export { IMAGE_SIZE, LENET_CONFIG, LeNet, type LeNetConfig };
 
-export const LENET_CONFIG: LeNetConfig = { c1: 8, c2: 16, kernel: 5, hidden: 120, features: 84, classes: 10 };
-
-export const IMAGE_SIZE = 28;
-const PIXELS = IMAGE_SIZE * IMAGE_SIZE;
-
-export class LeNet extends Module {
-  conv1: Conv2d;
-  conv2: Conv2d;
-  fc1: Linear;
-  fc2: Linear;
-  fc3: Linear;
-  readonly config: LeNetConfig;
-  /** spatial size after the second pool */
-  private readonly flat: number;
-
-  constructor(config: LeNetConfig = LENET_CONFIG) {
-    super();
-    const k = config.kernel;
-    if (!Number.isInteger(k) || k < 1 || k % 2 !== 1) throw new Error(`LeNet: kernel must be an odd positive integer, got ${k}`);
-    this.config = { ...config };
-    this.conv1 = new Conv2d(1, config.c1, k, { padding: (k - 1) / 2 });
-    this.conv2 = new Conv2d(config.c1, config.c2, k);
-    const s2 = IMAGE_SIZE / 2 - k + 1; // after conv2
-    if (s2 < 2 || s2 % 2 !== 0) throw new Error(`LeNet: kernel ${k} leaves a ${s2}x${s2} map after conv2 (need an even size >= 2)`);
-    this.flat = config.c2 * (s2 / 2) * (s2 / 2);
-    this.fc1 = new Linear(this.flat, config.hidden);
-    this.fc2 = new Linear(config.hidden, config.features);
-    this.fc3 = new Linear(config.features, config.classes);
-  }
-
-  /** Penultimate activations [N, features] (after the ReLU) of images x [N, 1, 28, 28]. */
-  features(x: Tensor): Tensor {
-    if (x.ndim !== 4 || x.shape[1] !== 1 || x.shape[2] !== IMAGE_SIZE || x.shape[3] !== IMAGE_SIZE) {
-      throw new Error(`LeNet: expects images [N, 1, 28, 28], got [${x.shape.join(', ')}]`);
-    }
-    let h = this.conv1.forward(x).relu().avgPool2x();
-    h = this.conv2.forward(h).relu().avgPool2x();
-    h = h.reshape([x.shape[0], this.flat]);
-    h = this.fc1.forward(h).relu();
-    return this.fc2.forward(h).relu();
-  }
-
-  /** Logits [N, classes]. */
-  forward(x: Tensor): Tensor {
-    return this.fc3.forward(this.features(x));
-  }
-}
 
 // ---- data helpers -------------------------------------------------------------------------------
 

@@ -23,13 +23,19 @@
 // For reference, the exact (float64) marginal velocity fields of all three are implemented here
 // (`kacMixtureVelocity`, `veMixtureVelocity`) and sampled with the same solver, so the measured
 // numbers separate what the process implies from what the network learned.
-import { AdamW, EMA, manualSeed, noGrad, scope, tensor } from '../engine/index';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { manualSeed, noGrad, scope, tensor } from '../engine/index';
 import { Philox } from '../engine/philox';
 import { type KacConfig, kacConfig, kacDensity, kacDG, kacG, kacSample, kacTrainingBatch, kacVelocity } from '../models/kac';
+import { SEED_STRIDE } from '../models/generate';
 import { VelocityMlp } from '../models/mlp2d';
-import type { Solver } from '../models/sampler';
-import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2d, mixture2dLogDensity } from './data';
-import { Axes, BLACK, Canvas, type RGB, type Scale, decades } from './plot';
+import { type VeConfig, veConfig, veDSigma, veSigma } from '../models/ve';
+import { type Solver, type StepTime, float64StepOps, runStepAsync, solverStep } from '../models/solvers';
+import { MIXTURE2D_MEANS, MIXTURE2D_STD, mixture2d, mixture2dLogDensity } from '../data/index';
+import { trainLoop } from '../train/loop';
+import { Axes, BLACK, Canvas, type RGB, type Scale, decades } from '../eval/plot';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -37,47 +43,6 @@ import { Axes, BLACK, Canvas, type RGB, type Scale, decades } from './plot';
 
 /** The Kac flow of the 2-D experiment: f = 1, g(t) = t, a = 9, c = 3, T = 1, light-cone layer 1e-6 (reference code, 2-D). */
 export const KAC_2D: Readonly<KacConfig> = Object.freeze(kacConfig({ signal: 'const', clock: 't', a: 9, c: 3, T: 1, eps: 1e-6 }));
-
-export type VeSchedule = 'geometric' | 'brownian';
-export const VE_SCHEDULES: readonly VeSchedule[] = ['geometric', 'brownian'];
-/** What the VE network outputs: the velocity sigma'(t) eps itself, or eps (velocity = sigma'(t) * output). */
-export type VeParam = 'velocity' | 'eps';
-export const VE_PARAMS: readonly VeParam[] = ['velocity', 'eps'];
-
-export interface VeConfig {
-  schedule: VeSchedule;
-  /** geometric: sigma(0) */
-  sigmaMin: number;
-  /** geometric: sigma(T); the Gaussian prior's std */
-  sigmaMax: number;
-  /** brownian: sigma(t) = sigmaB sqrt(t) */
-  sigmaB: number;
-  T: number;
-  param: VeParam;
-}
-
-export const defaultVeConfig: Readonly<VeConfig> = Object.freeze({ schedule: 'geometric', sigmaMin: 1e-5, sigmaMax: 5, sigmaB: 1, T: 1, param: 'velocity' });
-
-export function veConfig(partial: Partial<VeConfig> = {}): VeConfig {
-  const cfg: VeConfig = { ...defaultVeConfig, ...partial };
-  if (!VE_SCHEDULES.includes(cfg.schedule)) throw new Error(`VeConfig.schedule must be one of ${VE_SCHEDULES.join(', ')} (got ${String(cfg.schedule)})`);
-  if (!VE_PARAMS.includes(cfg.param)) throw new Error(`VeConfig.param must be one of ${VE_PARAMS.join(', ')} (got ${String(cfg.param)})`);
-  for (const k of ['sigmaMin', 'sigmaMax', 'sigmaB', 'T'] as const) {
-    if (!(cfg[k] > 0) || !Number.isFinite(cfg[k])) throw new Error(`VeConfig.${k} must be a finite number > 0 (got ${cfg[k]})`);
-  }
-  if (!(cfg.sigmaMax > cfg.sigmaMin)) throw new Error(`VeConfig: sigmaMax (${cfg.sigmaMax}) must exceed sigmaMin (${cfg.sigmaMin})`);
-  return cfg;
-}
-
-/** sigma(t): geometric sigma_min (sigma_max/sigma_min)^(t/T); brownian sigma_B sqrt(t). */
-export function veSigma(t: number, ve: VeConfig): number {
-  return ve.schedule === 'geometric' ? ve.sigmaMin * Math.pow(ve.sigmaMax / ve.sigmaMin, t / ve.T) : ve.sigmaB * Math.sqrt(t);
-}
-
-/** sigma'(t): geometric sigma(t) log(sigma_max/sigma_min) / T; brownian sigma_B / (2 sqrt(t)) (infinite at 0). */
-export function veDSigma(t: number, ve: VeConfig): number {
-  return ve.schedule === 'geometric' ? (veSigma(t, ve) * Math.log(ve.sigmaMax / ve.sigmaMin)) / ve.T : ve.sigmaB / (2 * Math.sqrt(t));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Exact marginal velocity fields of the Dirac / Gaussian mixture (float64 references)
@@ -232,7 +197,7 @@ export interface Batch2d {
 
 /** The data of step `step`: fresh mixture points, the same for the Kac and the VE run of a seed. */
 export function dataBatch(batch: number, step: number, seed: number): Float32Array {
-  return mixture2d(batch, seed * 1_000_003 + step).images;
+  return mixture2d(batch, seed * SEED_STRIDE + step).images;
 }
 
 /** Kac flow-matching batch (label-free): t ~ U[0, T], xt = x0 + K(g(t)), target g'(t) v(g(t), K). */
@@ -297,44 +262,38 @@ export interface Train2dResult {
   seconds: number;
 }
 
-/** Plain Adam (no weight decay, no clipping, no warmup) on the MSE to the host targets. */
+/** Plain Adam (no weight decay, no clipping, no warmup) on the MSE to the host targets, through
+ *  the training loop of train/loop.ts (its checkpoints go to a temporary folder, removed after). */
 export async function train2d(opts: Train2dOptions): Promise<Train2dResult> {
-  const logEvery = opts.logEvery ?? 100;
+  const { makeBatch, onLog, ...settings } = opts;
   manualSeed(opts.seed);
-  const mk = () => new VelocityMlp({ hidden: opts.hidden, depth: opts.depth });
-  const model = mk();
-  const opt = new AdamW(model.parameters(), { lr: opts.lr, weightDecay: 0 });
-  const ema = opts.emaDecay > 0 ? new EMA(model, { decay: opts.emaDecay }) : null;
   const losses: { step: number; loss: number }[] = [];
+  const outDir = mkdtempSync(join(tmpdir(), 'distillkac-2d-'));
   const started = performance.now();
-  for (let step = 0; step < opts.steps; step++) {
-    const b = opts.makeBatch(step);
-    const n = b.t.length;
-    const loss = scope(() => {
-      const l = model.forward(tensor(b.xt, [n, 2]), tensor(b.t, [n])).sub(tensor(b.target, [n, 2])).square().mean();
-      l.backward();
-      opt.step();
-      opt.zeroGrad();
-      ema?.update();
-      return l;
+  try {
+    const res = await trainLoop({
+      kind: 'velocity-2d',
+      outDir,
+      config: settings,
+      optim: { steps: opts.steps, lr: opts.lr, warmupSteps: 0, weightDecay: 0, emaDecay: opts.emaDecay, emaWarmup: 10 },
+      createModel: () => new VelocityMlp({ hidden: opts.hidden, depth: opts.depth }),
+      logEvery: opts.logEvery ?? 100,
+      checkpointEvery: opts.steps,
+      quiet: true,
+      onLog: (step, loss) => {
+        losses.push({ step, loss });
+        onLog?.(step, loss);
+      },
+      loss: (model, step) => {
+        const b = makeBatch(step);
+        const n = b.t.length;
+        return model.forward(tensor(b.xt, [n, 2]), tensor(b.t, [n])).sub(tensor(b.target, [n, 2])).square().mean();
+      },
     });
-    if ((step + 1) % logEvery === 0 || step + 1 === opts.steps) {
-      const v = await loss.item();
-      loss.dispose();
-      if (!Number.isFinite(v)) throw new Error(`train2d: loss became ${v} at step ${step + 1}`);
-      losses.push({ step: step + 1, loss: v });
-      opts.onLog?.(step + 1, v);
-    } else {
-      loss.dispose();
-    }
+    return { model: opts.emaDecay > 0 ? res.emaModel : res.model, losses, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
   }
-  await model.parameters()[0]!.gpu.sync();
-  let out = model;
-  if (ema) {
-    out = mk();
-    ema.copyTo(out);
-  }
-  return { model: out, losses, seconds: (performance.now() - started) / 1000 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -394,46 +353,26 @@ export interface Integrate2dOptions {
 }
 
 /**
- * Integrates dx/dt = u(x, t) from T down to tMin on a uniform grid (x <- x - dt u), with the same
- * solvers and update rules as models/sampler.ts (Euler; AB-2 with an Euler first step; midpoint;
- * Heun), in float64 on the host, recording the largest velocity of every function evaluation.
+ * Integrates dx/dt = u(x, t) from T down to tMin on a uniform grid with the step rules of
+ * models/solvers.ts, in float64 on the host, recording the largest velocity of every function evaluation.
  */
 export async function integrate2d(field: Field2d, x0: Float64Array, opts: Integrate2dOptions): Promise<{ x: Float64Array; trace: VelocityRecord[]; nfe: number }> {
   const { steps, solver } = opts;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`integrate2d: steps must be a positive integer (got ${steps})`);
   const dt = (opts.T - opts.tMin) / steps;
   const trace: VelocityRecord[] = [];
-  const ev = async (x: Float64Array, t: number) => {
-    const u = await field(x, t);
-    trace.push(velocityRecord(t, u));
-    return u;
-  };
-  const axpy = (x: Float64Array, h: number, u: Float64Array) => {
-    const o = new Float64Array(x.length);
-    for (let i = 0; i < x.length; i++) o[i] = x[i]! - h * u[i]!;
-    return o;
-  };
-  let x = Float64Array.from(x0);
+  let x: Float64Array = Float64Array.from(x0);
   let prev: Float64Array | null = null;
   for (let k = 0; k < steps; k++) {
     const t = opts.T - k * dt;
-    const u = await ev(x, t);
-    if (solver === 'euler') x = axpy(x, dt, u);
-    else if (solver === 'ab2') {
-      if (prev) {
-        const c = new Float64Array(u.length);
-        for (let i = 0; i < u.length; i++) c[i] = 1.5 * u[i]! - 0.5 * prev[i]!;
-        x = axpy(x, dt, c);
-      } else x = axpy(x, dt, u);
-      prev = u;
-    } else if (solver === 'midpoint') {
-      x = axpy(x, dt, await ev(axpy(x, dt / 2, u), t - dt / 2));
-    } else {
-      const v = await ev(axpy(x, dt, u), t - dt);
-      const c = new Float64Array(u.length);
-      for (let i = 0; i < u.length; i++) c[i] = 0.5 * (u[i]! + v[i]!);
-      x = axpy(x, dt, c);
-    }
+    const at = (when: StepTime) => (when === 'start' ? t : when === 'mid' ? t - dt / 2 : t - dt);
+    const next: { x: Float64Array; u: Float64Array | null } = await runStepAsync(solverStep(solver, float64StepOps, dt, x, prev), async (xs, when) => {
+      const u = await field(xs, at(when));
+      trace.push(velocityRecord(at(when), u));
+      return u;
+    });
+    x = next.x;
+    prev = next.u;
   }
   return { x, trace, nfe: trace.length };
 }
@@ -798,23 +737,21 @@ export function plotExperiment2d(r: Experiment2dResult, path: string): void {
   const series = (ax: Axes, recs: VelocityRecord[], rgb: RGB, dash?: [number, number]) =>
     ax.polyline(recs.map((q) => q.t), recs.map((q) => q.maxAbs), rgb, { dash, width: 2 });
   const T = Math.max(r.options.kac.T, r.options.ve.T);
-  const traj = box(2, 0, lin(0, T), yScale);
-  traj.hline(c, BLACK, [2, 3]);
-  series(traj, r.exact.veBrownian.trace, col.veBrownianExact, [4, 3]);
-  series(traj, r.exact.ve.trace, col.veExact, [4, 3]);
-  series(traj, r.exact.kac.trace, col.kacExact, [4, 3]);
-  series(traj, ve.trace, col.ve);
-  series(traj, kac.trace, col.kac);
-  traj.frame({ xTicks: [0, 0.25 * T, 0.5 * T, 0.75 * T, T], yTicks: decades(yScale.min, yScale.max), title: 'MAX |U_D| ALONG SAMPLING', xLabel: 'T' });
-
   const ts = r.options.scanTimes;
-  const marg = box(2, 1, { min: Math.min(...ts), max: Math.max(...ts), log: true }, yScale);
-  marg.hline(c, BLACK, [2, 3]);
-  series(marg, r.exact.veBrownian.scan, col.veBrownianExact, [4, 3]);
-  series(marg, r.exact.ve.scan, col.veExact, [4, 3]);
-  series(marg, r.exact.kac.scan, col.kacExact, [4, 3]);
-  series(marg, ve.scan, col.ve);
-  series(marg, kac.scan, col.kac);
-  marg.frame({ xTicks: decades(Math.min(...ts), Math.max(...ts)).filter((_, i) => i % 2 === 0), yTicks: decades(yScale.min, yScale.max), title: 'MAX |U_D| ON MARGINALS P_T', xLabel: 'T' });
+  // two panels of the same five curves: along the sampling trajectory, and on the marginals p_t
+  const panels = [
+    { col: 0, x: lin(0, T), pick: (q: { trace: VelocityRecord[]; scan: VelocityRecord[] }) => q.trace, xTicks: [0, 0.25 * T, 0.5 * T, 0.75 * T, T], title: 'MAX |U_D| ALONG SAMPLING' },
+    { col: 1, x: { min: Math.min(...ts), max: Math.max(...ts), log: true }, pick: (q: { trace: VelocityRecord[]; scan: VelocityRecord[] }) => q.scan, xTicks: decades(Math.min(...ts), Math.max(...ts)).filter((_, i) => i % 2 === 0), title: 'MAX |U_D| ON MARGINALS P_T' },
+  ];
+  for (const p of panels) {
+    const ax = box(2, p.col, p.x, yScale);
+    ax.hline(c, BLACK, [2, 3]);
+    series(ax, p.pick(r.exact.veBrownian), col.veBrownianExact, [4, 3]);
+    series(ax, p.pick(r.exact.ve), col.veExact, [4, 3]);
+    series(ax, p.pick(r.exact.kac), col.kacExact, [4, 3]);
+    series(ax, p.pick(ve), col.ve);
+    series(ax, p.pick(kac), col.kac);
+    ax.frame({ xTicks: p.xTicks, yTicks: decades(yScale.min, yScale.max), title: p.title, xLabel: 'T' });
+  }
   cv.save(path);
 }

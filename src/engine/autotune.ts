@@ -7,7 +7,7 @@
 import { type GemmPlan, type GemmSpec, type GemmVariant, gemmPlan, layoutSignature, variantKey } from '../kernels/gemm';
 import { type Conv3Spec, type Conv3Variant, conv3Key, conv3Plan } from '../kernels/conv3';
 import { type Im2colSpec, im2colElements, im2colLaunch } from '../kernels/im2col';
-import type { Gpu } from './gpu';
+import type { Gpu } from './runtime/gpu';
 
 /** A convolution computed as im2col into scratch, then a strided GEMM with variant `gemm`. */
 export interface Im2colVariant {
@@ -71,12 +71,9 @@ export function candidates(spec: GemmSpec, { software, subgroupSize }: AdapterCa
   const splits = spec.K >= 256 && outputs < (software ? 16384 : 262144) ? [4, 16] : [];
   if (software) {
     // lanes along n with a uniform A block; lanes along m only pay off when A is a strided matrix
-    // (vec4 loads along k), never for gathered operands. The default (first) is 8x8: a training step
-    // of the tiny UNet runs as fast as with 8x16 (0.487 vs 0.485 s at batch 32 on llvmpipe) and its
-    // kernels compile in a quarter of the time (82 vs 303 s on a cold shader cache: a convolution
-    // with 128 accumulators takes ~4.5 s to compile). With subgroups of 8 (lavapipe) the default
-    // shares the A block through subgroup broadcasts: a cold tiny-UNet step compiles in 60 instead of
-    // 81 s and then takes 495 instead of 557 ms.
+    // (vec4 loads along k), never for gathered operands. The default (first) is 8x8: as fast as 8x16
+    // and a quarter of the compile time; with subgroups of 8 (lavapipe) it shares the A block through
+    // subgroup broadcasts (bench/RESULTS.md, "Measurements behind defaults in the code").
     const sg = subgroupSize === 8;
     out.push(
       { kind: 'reg', lanes: 'n', tm: 8, tn: 8, wg: 8, splitK: 1, ...(sg ? { sg } : {}) },
@@ -86,7 +83,7 @@ export function candidates(spec: GemmSpec, { software, subgroupSize }: AdapterCa
       { kind: 'reg', lanes: 'n', tm: 16, tn: 16, wg: 8, splitK: 1 },
     );
     if (spec.a.kind === 'strided') out.push({ kind: 'reg', lanes: 'm', tm: 8, tn: 16, wg: 8, splitK: 1 }, { kind: 'reg', lanes: 'm', tm: 4, tn: 8, wg: 16, splitK: 1 });
-    // larger subgroup-shared tiles (lavapipe: matmul 1024 in 55 instead of 76 ms)
+    // larger subgroup-shared tiles (faster for large products on lavapipe: bench/RESULTS.md)
     if (sg) {
       out.push(
         { kind: 'reg', lanes: 'n', tm: 24, tn: 8, wg: 8, splitK: 1, sg: true },

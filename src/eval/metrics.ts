@@ -1,5 +1,5 @@
 /**
- * Sample-quality metrics computed with our own LeNet digit classifier (src/train/classifier.ts):
+ * Sample-quality metrics computed with our own LeNet digit classifier (src/eval/classifier.ts):
  *
  * - FD-LeNet: the Frechet distance between Gaussians fitted (float64 mean and unbiased covariance)
  *   to the classifier's penultimate features (84 after the ReLU) of generated digits and of real
@@ -24,7 +24,7 @@
  */
 import { Philox } from '../engine/index';
 import { type LeNet, classifierFeatures, predict, permutation } from './classifier';
-import { loadBuiltinMnist } from './data';
+import { loadBuiltinMnist } from '../data/index';
 import { type Gaussian, frechetDistanceGaussians, meanCov } from './linalg';
 
 /** Generated and reference digits per FD-LeNet measurement. */

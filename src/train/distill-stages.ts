@@ -7,38 +7,27 @@ import { join } from 'node:path';
 import { type Module, Tensor, ew, tensor } from '../engine/index';
 import { Philox } from '../engine/philox';
 import { type KacConfig, kacPrior, kacTrainingBatch } from '../models/kac';
-import { type DistillTeacher, type StudentGrid, endpointLoss, intervalStart, teacherEndpoint } from '../models/distill';
-import { type Guidance, type Solver, type VelocityModel, integrate } from '../models/sampler';
+import { type DistillTeacher, type StudentGrid, endpointLoss, intervalStart, teacherEndpoint } from '../models/distillation-loss';
+import { type Guidance, type Solver, type VelocityModel, integrate } from '../models/sampling';
 import { type HostTensors, assertSameConfig, readCheckpoint } from './checkpoint';
-import type { Dataset } from './data';
-import { type LoopResult, type OptimConfig, trainLoop } from './loop';
+import type { Dataset } from '../data/index';
+import { type LoopResult, type RunOptions, trainLoop } from './loop';
 import { batchIndices } from './teacher';
 
 /** Where a stage's x_t comes from: forward-noised data (default) or a teacher rollout from the prior. */
 export type StartSource = 'data' | 'rollout';
 
-export interface StudentOptions<M extends Module & VelocityModel> {
-  outDir: string;
+export interface StudentOptions<M extends Module & VelocityModel> extends RunOptions<M> {
   data: Dataset;
-  createModel: () => M;
   config: Record<string, unknown>;
   kac: KacConfig;
   tMin: number;
-  optim: OptimConfig;
   batch: number;
   seed: number;
   teacher: DistillTeacher;
   studentSteps: number;
   init: HostTensors;
   source?: StartSource;
-  resume?: boolean;
-  /** tune the run's GEMM/convolution kernels after its first step (see LoopOptions.tune) */
-  tune?: boolean;
-  quiet?: boolean;
-  logEvery?: number;
-  checkpointEvery?: number;
-  label?: string;
-  onCheckpoint?: (emaModel: M, step: number) => Promise<void>;
 }
 
 /** x_{t_n} by running the teacher from the prior; example j stops after its own number of steps.
@@ -62,25 +51,15 @@ async function rolloutStart(teacher: DistillTeacher, kac: KacConfig, tMin: numbe
 }
 
 export function trainStudent<M extends Module & VelocityModel>(opts: StudentOptions<M>): Promise<LoopResult<M>> {
-  const { data, kac, teacher } = opts;
+  const { data, kac, tMin, batch, seed, teacher, studentSteps, source, ...run } = opts;
   const shape = [data.channels, data.height, data.width];
   const per = shape.reduce((a, d) => a * d, 1);
   const grid: StudentGrid = { T: kac.T, tMin: opts.tMin, steps: opts.studentSteps };
   const sub = teacher.steps / opts.studentSteps;
   if (!Number.isInteger(sub) || sub < 1) throw new Error(`distillation: teacher steps ${teacher.steps} must be a multiple of student steps ${opts.studentSteps}`);
   return trainLoop({
+    ...run,
     kind: 'student',
-    outDir: opts.outDir,
-    config: opts.config,
-    optim: opts.optim,
-    createModel: opts.createModel,
-    init: opts.init,
-    resume: opts.resume,
-    quiet: opts.quiet,
-    logEvery: opts.logEvery,
-    checkpointEvery: opts.checkpointEvery,
-    onCheckpoint: opts.onCheckpoint,
-    tune: opts.tune,
     label: opts.label ?? `student ${opts.studentSteps}-step`,
     loss: async (model, step) => {
       const idx = batchIndices(data.n, opts.batch, step, opts.seed);
@@ -133,7 +112,7 @@ export function weightsDigest(weights: HostTensors): string {
 
 /** Run (or resume, or skip when finished) every stage of the schedule in order. */
 export async function distillStages<M extends Module & VelocityModel>(opts: StagesOptions<M>): Promise<StageResult[]> {
-  const { schedule } = opts;
+  const { root, schedule, stageSteps, teacherWeights, teacherSolver, guidance, ...studentOpts } = opts;
   if (schedule.length < 2) throw new Error('distillation schedule needs a teacher step count and at least one student step count, e.g. 100,20,4,2,1');
   schedule.slice(1).forEach((s, i) => {
     if (!Number.isInteger(s) || s < 1 || schedule[i] % s !== 0) throw new Error(`distillation schedule ${schedule.join(' -> ')}: each count must divide the one before it`);
@@ -156,7 +135,7 @@ export async function distillStages<M extends Module & VelocityModel>(opts: Stag
     if (earlier) assertSameConfig(earlier.config, config, `stage ${k} (${weightsPath})`);
     const done = earlier !== null && earlier.step >= optim.steps;
     if (!done) {
-      await trainStudent({ ...opts, optim, outDir: dir, teacher, studentSteps: steps, init: weights, config });
+      await trainStudent({ ...studentOpts, optim, outDir: dir, teacher, studentSteps: steps, init: weights, config });
     } else if (!opts.quiet) {
       console.error(`stage ${k} (${steps} steps) already finished: ${weightsPath}`);
     }

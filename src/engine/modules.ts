@@ -1,6 +1,6 @@
 // Modules in the PyTorch shape: parameters are found by walking a module's own fields, named by
 // their path ('down.0.conv1.weight'), so state dicts line up with PyTorch's.
-import { Tensor, keep, recordGrad } from './tensor';
+import { Tensor, keep, recordGrad, formatShape } from './tensor';
 import { rand, randn, full } from './ops/index';
 import { matmulRaw } from './ops/matmul';
 
@@ -107,9 +107,9 @@ export abstract class Module {
     for (const [name, p] of params) {
       const s = state[name];
       if (s.shape.join() !== p.shape.join()) {
-        throw new Error(`loadStateDict: ${name} has shape [${s.shape.join(', ')}] in the checkpoint but [${p.shape.join(', ')}] in the model (another model configuration?)`);
+        throw new Error(`loadStateDict: ${name} has shape ${formatShape(s.shape)} in the checkpoint but ${formatShape(p.shape)} in the model (another model configuration?)`);
       }
-      if (s.data.length !== p.size) throw new Error(`loadStateDict: ${name} has ${s.data.length} values for shape [${p.shape.join(', ')}]`);
+      if (s.data.length !== p.size) throw new Error(`loadStateDict: ${name} has ${s.data.length} values for shape ${formatShape(p.shape)}`);
     }
     for (const [name, p] of params) p.gpu.upload(p.writableBuffer, state[name].data);
   }
@@ -128,7 +128,7 @@ function fanInUniform(shape: number[], fanIn: number): Tensor {
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   const [outF, inF] = weight.shape;
   if (x.shape[x.ndim - 1] !== inF) {
-    throw new Error(`linear: input [${x.shape.join(', ')}] has last dimension ${x.shape[x.ndim - 1]}, weight expects ${inF}`);
+    throw new Error(`linear: input ${formatShape(x.shape)} has last dimension ${x.shape[x.ndim - 1]}, weight expects ${inF}`);
   }
   const x2 = x.reshape([-1, inF]);
   let y = matmulRaw(x2, weight, false, true);

@@ -2,7 +2,7 @@
 // frozen teacher with M_T = N * M_S steps lands: supervised only at the two ends of each long
 // interval. The student takes ONE Euler step over the interval; the teacher takes N sub-steps.
 import { Tensor, noGrad, tensor } from '../engine/index';
-import { type Guidance, type Solver, type VelocityModel, integrate } from './sampler';
+import { type Guidance, type Solver, type VelocityModel, integrate } from './sampling';
 
 /** The frozen teacher as seen by a distillation stage. */
 export interface DistillTeacher {

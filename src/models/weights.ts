@@ -2,10 +2,10 @@
 // the checkpoint's metadata fixes the model, the Kac process and the student's step count. Pure (no
 // file access): the CLI reads the file (run.ts), a browser page fetches it, and both build the same model.
 import type { Module } from '../engine/index';
-import { type KacConfig, kacConfig } from '../models/kac';
-import { DEFAULT_GUIDANCE, type Solver, type VelocityModel } from '../models/sampler';
-import { UNet, type UNetConfig } from '../models/unet';
-import { type Checkpoint, decodeCheckpoint } from './checkpoint-format';
+import { type KacConfig, kacConfig } from './kac';
+import { DEFAULT_GUIDANCE, type Solver, type VelocityModel } from './sampling';
+import { UNet, type UNetConfig } from './unet';
+import { type Checkpoint, decodeCheckpoint } from '../io/checkpoint-format';
 
 export type DataSpec = { kind: 'mnist' } | { kind: 'idx'; images: string; labels: string } | { kind: 'png'; dir: string };
 

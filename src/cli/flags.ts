@@ -21,6 +21,18 @@ export interface FlagSpec {
 
 export type FlagSpecs = Record<string, FlagSpec>;
 
+// What parseFlags returns for a spec, so a command reads `f.steps` as a number, not `unknown`:
+// choices narrow strings to their union; a flag with neither a default nor `required` may be absent.
+type FlagBase<S extends FlagSpec> = S['type'] extends 'int' | 'float' ? number
+  : S['type'] extends 'bool' ? boolean
+  : S['type'] extends 'list' ? (S extends { choices: readonly (infer C)[] } ? C[] : string[])
+  : S extends { choices: readonly (infer C)[] } ? C : string;
+export type FlagValue<S extends FlagSpec> = S extends { required: true } | { default: unknown } ? FlagBase<S> : FlagBase<S> | undefined;
+export type Flags<S extends FlagSpecs> = { -readonly [K in keyof S]: FlagValue<S[K]> };
+
+/** Declare flags keeping their literal types (choices, defaults), which `Flags` reads. */
+export const defineFlags = <const S extends FlagSpecs>(specs: S): S => specs;
+
 export class UsageError extends Error {
   override name = 'UsageError';
 }
@@ -69,7 +81,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** Parse argv (after the subcommand) against `specs`. */
-export function parseFlags(argv: string[], specs: FlagSpecs): Record<string, unknown> {
+export function parseFlags<S extends FlagSpecs>(argv: string[], specs: S): Flags<S> {
   const given: Record<string, unknown> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -115,7 +127,26 @@ export function parseFlags(argv: string[], specs: FlagSpecs): Record<string, unk
       out[name] = convert(name, spec, raw);
     }
   }
-  return out;
+  // convert() checked each value against its spec, which is what Flags<S> states
+  return out as Flags<S>;
+}
+
+/** A subcommand: its flags and what it does with them. */
+export interface Command<S extends FlagSpecs> {
+  summary: string;
+  flags: S;
+  run(flags: Flags<S>): Promise<void>;
+}
+
+/** A command with its flag types erased, for the table in main.ts; `invoke` parses, then runs. */
+export interface AnyCommand {
+  summary: string;
+  flags: FlagSpecs;
+  invoke(argv: string[]): Promise<void>;
+}
+
+export function command<const S extends FlagSpecs>(c: Command<S>): AnyCommand {
+  return { summary: c.summary, flags: c.flags, invoke: (argv) => c.run(parseFlags(argv, c.flags)) };
 }
 
 export function helpText(command: string, summary: string, specs: FlagSpecs): string {

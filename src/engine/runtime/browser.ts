@@ -1,7 +1,7 @@
 // The browser's counterpart of dawn.ts: a Gpu from `navigator.gpu`. Everything else in the engine
 // takes the GPUDevice as it comes, so a page runs the same kernels as Node.
 import { type Gpu, requestGpuFrom } from './gpu';
-import { setDefaultGpu } from './tensor';
+import { setDefaultGpu } from '../tensor';
 
 /** A device from `navigator.gpu` at feature level core, else compatibility (made the default for new
  *  tensors). Null when the browser has WebGPU but no adapter; throws when it has no WebGPU at all. */

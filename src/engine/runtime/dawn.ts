@@ -3,9 +3,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { create, globals } from 'webgpu';
-import { importGemmChoices } from './gemm';
+import { importGemmChoices } from '../autotune';
 import { Gpu, type Backend, requestGpuFrom } from './gpu';
-import { setDefaultGpu } from './tensor';
+import { setDefaultGpu } from '../tensor';
 
 // GPUBufferUsage, GPUMapMode, ... are globals in browsers; Dawn's binding exports them.
 Object.assign(globalThis, globals);
@@ -55,9 +55,8 @@ export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
 
 /**
  * Whether the default adapter is Mesa's CPU rasterizer (lavapipe reports itself as llvmpipe). The
- * same LLVM code runs faster through Mesa's OpenGL driver than through lavapipe here (training step
- * of the small UNet 63.5 vs 38.7 images/s, matmul 1024 43.9 vs 65.4 ms: bench/RESULTS.md), so with
- * only a software GPU the default is OpenGL. No device is made, so the instance may be collected.
+ * same LLVM code runs faster through Mesa's OpenGL driver than through lavapipe (bench/RESULTS.md),
+ * so with only a software GPU the default is OpenGL. No device is made, so the instance may be collected.
  */
 async function defaultIsMesaSoftware(name: string | undefined): Promise<boolean> {
   const adapter = await create(name ? [`adapter=${name}`] : []).requestAdapter();

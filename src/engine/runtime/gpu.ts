@@ -1,7 +1,7 @@
 // The runtime: one GPUDevice, its pipeline cache, its buffer pool, and the batching of dispatches.
 // Dispatches are recorded into one open compute pass of one command encoder; nothing is submitted
 // until someone reads a result, calls flush()/sync(), or the batch grows large.
-import type { Kernel } from '../kernels/kernel';
+import type { Kernel } from '../../kernels/kernel';
 
 export type Backend = 'default' | 'vulkan' | 'opengl';
 
