@@ -9,16 +9,16 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../src/engine/dawn';
+import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, noGrad, setDefaultGpu, tensor } from '../src/engine/index';
 import { Philox } from '../src/engine/philox';
-import { decodeSafetensors, encodeSafetensors } from '../src/engine/safetensors';
+import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors';
 import { batchSeed, generateSamples } from '../src/models/generate';
 import { kacConfig, kacPrior, kacTarget, kacVelocity } from '../src/models/kac';
-import { readCheckpoint } from '../src/train/checkpoint';
-import { loadWeights, modelFromWeights } from '../src/train/run';
+import { loadWeights, readCheckpoint } from '../src/train/checkpoint';
+import { modelFromWeights } from '../src/models/weights';
 import { UNet, unetPresets } from '../src/models/unet';
-import { encodeCheckpoint } from '../src/train/checkpoint-format';
+import { encodeCheckpoint } from '../src/io/checkpoint-format';
 
 const ROOT = join(__dirname, '..');
 const INTEROP = join(ROOT, 'interop', 'pytorch');
