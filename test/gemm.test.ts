@@ -18,24 +18,25 @@ const VARIANTS: GemmVariant[] = [
   { kind: 'reg', lanes: 'm', tm: 5, tn: 3, wg: 2, splitK: 1 },
   { kind: 'tiled', rm: 4, rn: 4, tk: 16, splitK: 1 },
   { kind: 'tiled', rm: 2, rn: 1, tk: 4, splitK: 1 },
-  { kind: 'reg', lanes: 'n', tm: 8, tn: 16, wg: 8, splitK: 4 },
+  // split-K on small tiles: the split and its reduction do not depend on the tile (big tiles compile
+  // for seconds each on a software GPU and are checked without split above)
+  { kind: 'reg', lanes: 'n', tm: 4, tn: 8, wg: 8, splitK: 4 },
   { kind: 'reg', lanes: 'm', tm: 4, tn: 8, wg: 16, splitK: 3 },
-  { kind: 'tiled', rm: 4, rn: 4, tk: 16, splitK: 5 },
+  { kind: 'tiled', rm: 2, rn: 2, tk: 8, splitK: 5 },
   // the shared operand through subgroup broadcasts (adapters with subgroups of 8 lanes: lavapipe)
   { kind: 'reg', lanes: 'n', tm: 16, tn: 8, wg: 8, splitK: 1, sg: true },
   { kind: 'reg', lanes: 'm', tm: 5, tn: 8, wg: 8, splitK: 3, sg: true },
 ];
 
-/** [aShape, bShape, transA, transB]: a is stored [.., K, M] when transA, b [.., N, K] when transB. */
+/** [aShape, bShape, transA, transB]: a is stored [.., K, M] when transA, b [.., N, K] when transB.
+ *  Every shape compiles a kernel per variant (sizes are baked into the WGSL), so each one covers
+ *  several paths at once. */
 const MATMULS: [number[], number[], boolean, boolean][] = [
   [[1, 1], [1, 1], false, false],
-  [[7, 33], [33, 1], false, false],
-  [[33, 7], [7, 257], false, false], // long N: several workgroups along n
-  [[12, 16], [16, 20], false, false], // vec4 along n, tile edges
+  [[7, 33], [33, 1], false, false], // N = 1; K = 33 gives split-K variants two chunks
+  [[2, 1, 7, 12], [3, 12, 20], false, false], // batch dims broadcast on both sides, vec4 along n, tile edges
   [[40, 12], [20, 40], true, true], // A^T (contiguous along m), B^T (contiguous along k, vec4 along k)
-  [[9, 33], [5, 33], false, true], // B^T with K not a multiple of 4 (scalar loads)
-  [[3, 7, 36], [36, 9], false, false], // batch, b broadcast
-  [[2, 1, 5, 8], [3, 8, 4], false, false], // broadcast batch dims on both sides
+  [[9, 33], [257, 33], false, true], // B^T with K not a multiple of 4 (scalar loads); long N: several workgroups along n
 ];
 
 function refMatmulT(a: NDArray, b: NDArray, transA: boolean, transB: boolean): NDArray {
@@ -52,12 +53,21 @@ interface ConvCase {
 }
 
 const CONVS: ConvCase[] = [
-  { x: [2, 3, 9, 7], w: [5, 3, 3, 3], padding: 1, bias: true },
-  { x: [1, 4, 8, 8], w: [6, 2, 3, 3], stride: 2, padding: 1, groups: 2, bias: false },
+  { x: [2, 3, 9, 7], w: [5, 3, 3, 3], padding: 1, bias: true }, // implicit GEMM gathers, im2col, odd width
+  { x: [1, 4, 8, 8], w: [6, 2, 3, 3], stride: 2, padding: 1, groups: 2, bias: false }, // stride, groups, aligned output
   { x: [3, 8, 4, 4], w: [12, 8, 1, 1], bias: true }, // pointwise: strided operands, vec4 paths
-  { x: [2, 3, 5, 8], w: [5, 3, 3, 3], padding: 1, bias: true }, // direct 3x3 (width % 4 == 0)
+  { x: [2, 3, 5, 8], w: [5, 3, 3, 3], padding: 1, bias: true }, // direct 3x3 (width % 4 == 0), im2col aligned
   { x: [1, 4, 6, 12], w: [6, 2, 3, 3], padding: 1, groups: 2, bias: false }, // direct 3x3, groups
 ];
+
+/** The cases that reach a variant's own kernels (the others fall back to the default variant, which
+ *  compiles the same kernels for every variant): direct 3x3 needs stride 1 and width % 4 == 0, im2col
+ *  groups of 1 and a real window; GEMM variants see every gather path in the first three. */
+function convCasesFor(v: Variant): ConvCase[] {
+  if (v.kind === 'direct3') return [CONVS[3], CONVS[4]];
+  if (v.kind === 'im2col') return [CONVS[0], CONVS[3]];
+  return CONVS.slice(0, 3);
+}
 
 /** im2col + GEMM (conv2d with groups of 1 only). */
 const IM2COL_VARIANTS: Variant[] = [
@@ -150,7 +160,7 @@ forEachBackend('gemm variants', (getGpu) => {
       forceGemmVariant(variant);
       const rng = makeRng(11);
       await scope(async () => {
-        for (const c of CONVS) {
+        for (const c of convCasesFor(variant)) {
           const x = randF32(c.x, rng);
           const w = randF32(c.w, rng);
           const bias = c.bias ? randF32([c.w[0]], rng) : null;

@@ -1,19 +1,20 @@
 // The velocity networks: the UNet (shapes per preset, zero initial output, gradients reaching every
 // parameter, the null class, attention against a float64 reference, overfitting one batch, stable
 // parameter names), the sinusoidal time embedding against its float64 formula, and the 2-D MLP.
-// Each GPU suite runs once per available backend. Pipeline compilation dominates the cost on the
-// software GPUs, so the gradient, null-class and overfitting tests share one model shape and batch.
-// With Mesa's shader cache warm the file takes ~25 s per backend; a cold cache compiles a few hundred
-// pipelines at seconds each on a loaded 2-core machine, hence the long timeouts of the first tests.
+// The numerical checks (embedding, attention, MLP against float64) run once per available backend;
+// the wiring checks (shapes, zero output, gradients reaching every parameter, the null class,
+// overfitting) on the first one, since every op they use is checked on every backend in ops.test.ts
+// and autodiff.test.ts, and a whole UNet on the OpenGL backend trains in soak.test.ts. Pipeline
+// compilation dominates the cost on the software GPUs (a cold cache compiles a few hundred pipelines),
+// so the wiring tests share one model shape and batch, and wide presets are built at a narrower width.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
+import { dawnGpu } from '../src/engine/runtime/dawn';
 import { AdamW, type Gpu, Tensor, manualSeed, noGrad, randn, scope, setDefaultGpu, tensor } from '../src/engine/index';
 import { timestepEmbedding, timestepEmbeddingReference } from '../src/models/embeddings';
 import { VelocityMlp } from '../src/models/mlp2d';
 import { AttentionBlock, UNet, type UNetConfig, unetFlops, unetPresets } from '../src/models/unet';
 import * as R from './reference';
-
-const backends = await availableBackends();
+import { BACKENDS } from './helpers/gpu';
 
 /** The test model: the tiny preset on 16x16 images (16 -> 8 -> 4; same code paths, 3x fewer FLOPs, so
  *  the overfitting run stays short on a CPU-emulated GPU). */
@@ -34,7 +35,7 @@ function setParam(p: Tensor, values: ArrayLike<number>): void {
 describe('UNet structure (no GPU work beyond initialisation)', () => {
   let gpu: Gpu;
   beforeAll(async () => {
-    gpu = await dawnGpu({ backend: backends[0] });
+    gpu = await dawnGpu({ backend: BACKENDS[0] });
     setDefaultGpu(gpu);
   });
   afterAll(() => {
@@ -84,7 +85,7 @@ describe('UNet structure (no GPU work beyond initialisation)', () => {
   });
 });
 
-describe.each(backends)('velocity networks on %s', (backend) => {
+describe.each(BACKENDS)('velocity networks on %s', (backend) => {
   let gpu: Gpu;
   beforeAll(async () => {
     gpu = await dawnGpu({ backend });
@@ -111,13 +112,82 @@ describe.each(backends)('velocity networks on %s', (backend) => {
     expect([...e]).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
   });
 
+  it('computes single-head attention like a float64 reference', async () => {
+    const [b, c, h, w] = [2, 8, 3, 3];
+    const block = new AttentionBlock(c, 4);
+    const rng = R.makeRng(11);
+    const params = [block.norm.weight, block.norm.bias, block.qkv.weight, block.qkv.bias!, block.proj.weight, block.proj.bias!];
+    const values = params.map((p) => Float32Array.from({ length: p.size }, () => (rng() - 0.5) * 1.5));
+    params.forEach((p, k) => setParam(p, values[k]));
+    const xs = Float32Array.from({ length: b * c * h * w }, () => rng() * 2 - 1);
+    const got = await host(noGrad(() => scope(() => block.forward(tensor(xs, [b, c, h, w])))));
+
+    const nd = (shape: number[], v: Float32Array) => new R.NDArray(shape, Float64Array.from(v));
+    const X = nd([b, c, h, w], xs);
+    const [gw, gb, qw, qb, pw, pb] = params.map((p, k) => nd([...p.shape], values[k]));
+    const n = h * w;
+    const hN = R.groupNorm(X, 4, gw, gb, 1e-5);
+    const qkv = R.reshape(R.conv2d(hN, qw, qb), [b, 3 * c, n]);
+    const q = R.slice(qkv, [0, 0, 0], [b, c, n]);
+    const k = R.slice(qkv, [0, c, 0], [b, 2 * c, n]);
+    const v = R.slice(qkv, [0, 2 * c, 0], [b, 3 * c, n]);
+    const scores = R.mul(R.matmul(R.permute(q, [0, 2, 1]), k), R.NDArray.scalar(1 / Math.sqrt(c)));
+    const attn = R.softmax(scores, 2); // [b, query, key]
+    const out = R.reshape(R.matmul(v, R.permute(attn, [0, 2, 1])), [b, c, h, w]);
+    const want = R.add(X, R.conv2d(out, pw, pb));
+    R.assertClose(got, want.data, { rtol: 1e-4, atol: 1e-4 }, 'attention block');
+  });
+
+  it('2-D velocity MLP: [x, t] -> 3 x 256 ReLU -> 2, like a float64 reference', async () => {
+    const mlp = new VelocityMlp();
+    expect(mlp.namedParameters().map(([n, p]) => `${n}:${p.shape.join('x')}`)).toEqual([
+      'layers.0.weight:256x3', 'layers.0.bias:256', 'layers.1.weight:256x256', 'layers.1.bias:256',
+      'layers.2.weight:256x256', 'layers.2.bias:256', 'layers.3.weight:2x256', 'layers.3.bias:2',
+    ]);
+    const rng = R.makeRng(5);
+    const n = 5;
+    const xs = Float32Array.from({ length: 2 * n }, () => rng() * 4 - 2);
+    const ts = Float32Array.from({ length: n }, () => rng());
+    const got = await host(noGrad(() => scope(() => mlp.forward(tensor(xs, [n, 2]), tensor(ts)))));
+    let hcur = new R.NDArray([n, 3], Array.from({ length: 3 * n }, (_, i) => (i % 3 < 2 ? xs[Math.floor(i / 3) * 2 + (i % 3)] : ts[Math.floor(i / 3)])));
+    const layers = mlp.layers;
+    for (let l = 0; l < layers.length; l++) {
+      const W = new R.NDArray([...layers[l].weight.shape], await host(layers[l].weight));
+      const bias = new R.NDArray([...layers[l].bias!.shape], await host(layers[l].bias!));
+      hcur = R.add(R.matmul(hcur, R.transpose(W)), bias);
+      if (l < layers.length - 1) hcur = R.relu(hcur);
+    }
+    R.assertClose(got, hcur.data, { rtol: 1e-4, atol: 1e-5 }, 'VelocityMlp');
+    // gradients reach every layer
+    scope(() => mlp.forward(tensor(xs, [n, 2]), tensor(ts)).square().mean().backward());
+    for (const [name, p] of mlp.namedParameters()) expect(p.grad, name).not.toBeNull();
+  });
+});
+
+describe(`UNet wiring [${BACKENDS[0]}]`, () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await dawnGpu({ backend: BACKENDS[0] });
+    setDefaultGpu(gpu);
+    manualSeed(2024);
+  });
+  afterAll(() => {
+    setDefaultGpu(null);
+    gpu.destroy();
+  });
+
   it('gives [B, C, H, W] for every preset, exactly 0 at initialisation', async () => {
-    for (const [name, cfg] of Object.entries(unetPresets)) {
+    for (const [name, preset] of Object.entries(unetPresets)) {
+      // the preset's structure (levels, res blocks, attention) at most the small preset's width: a
+      // narrower layer compiles the same kernels as the small preset's instead of hundreds of new ones
+      const narrow = preset.baseChannels > unetPresets.small.baseChannels;
+      const cfg = narrow ? { ...preset, baseChannels: unetPresets.small.baseChannels, groups: unetPresets.small.groups } : preset;
       const model = new UNet(cfg);
+      const shape = [2, cfg.inChannels, cfg.imageSize, cfg.imageSize];
       const out = noGrad(() =>
-        scope(() => model.forward(randn([2, 1, 28, 28]), tensor([0.3, 0.9]), tensor(new Int32Array([3, cfg.numClasses])))),
+        scope(() => model.forward(randn(shape), tensor([0.3, 0.9]), tensor(new Int32Array([3, cfg.numClasses])))),
       );
-      expect(out.shape, name).toEqual([2, 1, 28, 28]);
+      expect(out.shape, name).toEqual(shape);
       const v = await out.toArray();
       expect(v.every((x) => x === 0), `${name}: initial velocity is exactly 0`).toBe(true);
       out.dispose();
@@ -227,56 +297,5 @@ describe.each(backends)('velocity networks on %s', (backend) => {
       expect(Number.isFinite(last), `losses ${losses.map((l) => l.toFixed(4)).join(' ')}`).toBe(true);
       expect(last, `losses ${losses.map((l) => l.toFixed(4)).join(' ')}`).toBeLessThan(first / 20);
     });
-  });
-
-  it('computes single-head attention like a float64 reference', async () => {
-    const [b, c, h, w] = [2, 8, 3, 3];
-    const block = new AttentionBlock(c, 4);
-    const rng = R.makeRng(11);
-    const params = [block.norm.weight, block.norm.bias, block.qkv.weight, block.qkv.bias!, block.proj.weight, block.proj.bias!];
-    const values = params.map((p) => Float32Array.from({ length: p.size }, () => (rng() - 0.5) * 1.5));
-    params.forEach((p, k) => setParam(p, values[k]));
-    const xs = Float32Array.from({ length: b * c * h * w }, () => rng() * 2 - 1);
-    const got = await host(noGrad(() => scope(() => block.forward(tensor(xs, [b, c, h, w])))));
-
-    const nd = (shape: number[], v: Float32Array) => new R.NDArray(shape, Float64Array.from(v));
-    const X = nd([b, c, h, w], xs);
-    const [gw, gb, qw, qb, pw, pb] = params.map((p, k) => nd([...p.shape], values[k]));
-    const n = h * w;
-    const hN = R.groupNorm(X, 4, gw, gb, 1e-5);
-    const qkv = R.reshape(R.conv2d(hN, qw, qb), [b, 3 * c, n]);
-    const q = R.slice(qkv, [0, 0, 0], [b, c, n]);
-    const k = R.slice(qkv, [0, c, 0], [b, 2 * c, n]);
-    const v = R.slice(qkv, [0, 2 * c, 0], [b, 3 * c, n]);
-    const scores = R.mul(R.matmul(R.permute(q, [0, 2, 1]), k), R.NDArray.scalar(1 / Math.sqrt(c)));
-    const attn = R.softmax(scores, 2); // [b, query, key]
-    const out = R.reshape(R.matmul(v, R.permute(attn, [0, 2, 1])), [b, c, h, w]);
-    const want = R.add(X, R.conv2d(out, pw, pb));
-    R.assertClose(got, want.data, { rtol: 1e-4, atol: 1e-4 }, 'attention block');
-  });
-
-  it('2-D velocity MLP: [x, t] -> 3 x 256 ReLU -> 2, like a float64 reference', async () => {
-    const mlp = new VelocityMlp();
-    expect(mlp.namedParameters().map(([n, p]) => `${n}:${p.shape.join('x')}`)).toEqual([
-      'layers.0.weight:256x3', 'layers.0.bias:256', 'layers.1.weight:256x256', 'layers.1.bias:256',
-      'layers.2.weight:256x256', 'layers.2.bias:256', 'layers.3.weight:2x256', 'layers.3.bias:2',
-    ]);
-    const rng = R.makeRng(5);
-    const n = 5;
-    const xs = Float32Array.from({ length: 2 * n }, () => rng() * 4 - 2);
-    const ts = Float32Array.from({ length: n }, () => rng());
-    const got = await host(noGrad(() => scope(() => mlp.forward(tensor(xs, [n, 2]), tensor(ts)))));
-    let hcur = new R.NDArray([n, 3], Array.from({ length: 3 * n }, (_, i) => (i % 3 < 2 ? xs[Math.floor(i / 3) * 2 + (i % 3)] : ts[Math.floor(i / 3)])));
-    const layers = mlp.layers;
-    for (let l = 0; l < layers.length; l++) {
-      const W = new R.NDArray([...layers[l].weight.shape], await host(layers[l].weight));
-      const bias = new R.NDArray([...layers[l].bias!.shape], await host(layers[l].bias!));
-      hcur = R.add(R.matmul(hcur, R.transpose(W)), bias);
-      if (l < layers.length - 1) hcur = R.relu(hcur);
-    }
-    R.assertClose(got, hcur.data, { rtol: 1e-4, atol: 1e-5 }, 'VelocityMlp');
-    // gradients reach every layer
-    scope(() => mlp.forward(tensor(xs, [n, 2]), tensor(ts)).square().mean().backward());
-    for (const [name, p] of mlp.namedParameters()) expect(p.grad, name).not.toBeNull();
   });
 });
