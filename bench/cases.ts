@@ -398,7 +398,9 @@ function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
               return await loss.item();
             }),
           dispose: () => {
-            for (const p of [...model.parameters(), ...ema.shadow]) p.dispose();
+            for (const p of model.parameters()) p.dispose();
+            opt.dispose();
+            ema.dispose();
           },
         };
       },

@@ -1,9 +1,10 @@
 // Optimizers and training utilities: AdamW with a fused WGSL update, global gradient-norm clipping
 // folded into that update, an exponential moving average of parameters, learning-rate warmup.
-import { adamwKernel, emaKernel } from '../kernels/optim';
+import { adamwMultiKernel, emaMultiKernel, sumSquaresMultiKernel } from '../kernels/optim';
 import { f32 } from '../kernels/kernel';
 import { Tensor, keep, noGrad, scope, formatShape } from './tensor';
-import { concat, ew, zeros } from './ops/index';
+import { ew, zeros } from './ops/index';
+import type { Gpu } from './runtime/gpu';
 import type { Module } from './modules';
 
 export interface AdamWOptions {
@@ -15,15 +16,54 @@ export interface AdamWOptions {
   maxGradNorm?: number;
 }
 
-/** Global L2 norm of the gradients of `params` as a one-element tensor (no readback). */
+/** How many parameter tensors one multi-tensor dispatch binds, given the storage buffers a stage may
+ *  bind (raised to the adapter's maximum; WebGPU's default is 8) and the kernel's fixed bindings. */
+function tensorsPerDispatch(gpu: Gpu, fixed: number, perTensor: number): number {
+  const limit = gpu.limits.maxStorageBuffersPerShaderStage ?? 8;
+  return Math.max(1, Math.min(16, Math.floor((limit - fixed) / perTensor)));
+}
+
+function chunks<T>(xs: T[], k: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += k) out.push(xs.slice(i, i + k));
+  return out;
+}
+
+/** Offsets of `params` in a flat arena (in elements, in order) and its total size. */
+function arenaLayout(params: Tensor[]): { offsets: Map<Tensor, number>; total: number } {
+  const offsets = new Map<Tensor, number>();
+  let total = 0;
+  for (const p of params) {
+    offsets.set(p, total);
+    total += p.size;
+  }
+  return { offsets, total };
+}
+
+/** Global L2 norm of the gradients of `params` as a one-element tensor (no readback): one dispatch
+ *  per group of gradients (sums of squares, one workgroup each), then one reduction. */
 export function gradNorm(params: Tensor[]): Tensor {
   return noGrad(() => {
-    const grads = params.filter((p) => p.grad).map((p) => p.grad!.reshape([-1]));
+    const grads = params.filter((p) => p.grad && p.grad.size > 0).map((p) => p.grad!);
     if (grads.length === 0) return zeros([1]);
-    return concat(grads).square().sum().sqrt().reshape([1]);
+    const gpu = grads[0].gpu;
+    const partial = Tensor.empty([grads.length], 'f32', gpu);
+    const k = tensorsPerDispatch(gpu, 1, 1);
+    let base = 0;
+    for (const group of chunks(grads, k)) {
+      gpu.dispatch(sumSquaresMultiKernel(group.map((g) => g.size), base), [partial.writableBuffer, ...group.map((g) => g.buffer)]);
+      base += group.length;
+    }
+    return partial.sum().sqrt().reshape([1]);
   });
 }
 
+/**
+ * AdamW. The moments of all parameters live in one flat arena (m in its first half, v in its second),
+ * and an update takes one dispatch per group of parameter tensors (multi-tensor apply; the group size
+ * is set by how many buffers a shader stage may bind: 7 on lavapipe/llvmpipe, 3 under WebGPU's
+ * defaults). Element for element the arithmetic is that of the per-tensor kernel.
+ */
 export class AdamW {
   lr: number;
   readonly betas: [number, number];
@@ -33,7 +73,9 @@ export class AdamW {
   stepCount = 0;
   /** global gradient norm before clipping, from the last step (read with `await .item()`) */
   lastGradNorm: Tensor | null = null;
-  private readonly state = new Map<Tensor, { m: Tensor; v: Tensor }>();
+  private readonly offsets: Map<Tensor, number>;
+  private readonly total: number;
+  private arena: Tensor | null = null;
 
   constructor(
     readonly params: Tensor[],
@@ -47,15 +89,13 @@ export class AdamW {
     for (const [name, v] of Object.entries({ lr: this.lr, eps: this.eps, weightDecay: this.weightDecay, beta1: this.betas[0], beta2: this.betas[1] })) {
       if (!Number.isFinite(v) || v < 0 || (name.startsWith('beta') && v >= 1)) throw new Error(`AdamW: invalid ${name} ${v}`);
     }
+    ({ offsets: this.offsets, total: this.total } = arenaLayout(params));
   }
 
-  private slots(p: Tensor) {
-    let s = this.state.get(p);
-    if (!s) {
-      s = keep({ m: zeros(p.shape, { gpu: p.gpu }), v: zeros(p.shape, { gpu: p.gpu }) });
-      this.state.set(p, s);
-    }
-    return s;
+  /** The moments arena [m | v], zeros until the first step or load. */
+  private moments(): Tensor {
+    if (!this.arena) this.arena = keep(zeros([2 * Math.max(1, this.total)], { gpu: this.params[0].gpu }));
+    return this.arena;
   }
 
   /** One update of every parameter that has a gradient. */
@@ -64,7 +104,7 @@ export class AdamW {
     const [b1, b2] = this.betas;
     const scalars = { lr: this.lr, beta1: b1, beta2: b2, eps: this.eps, weightDecay: this.weightDecay, bc1: 1 - b1 ** this.stepCount, bc2: 1 - b2 ** this.stepCount };
     scope(() => {
-      const withGrad = this.params.filter((p) => p.grad);
+      const withGrad = this.params.filter((p) => p.grad && p.size > 0);
       if (withGrad.length === 0) return;
       const gpu = withGrad[0].gpu;
       let scale: Tensor;
@@ -76,9 +116,11 @@ export class AdamW {
       } else {
         scale = ew('one', '1.0', {}, [1]);
       }
-      for (const p of withGrad) {
-        const { m, v } = this.slots(p);
-        gpu.dispatch(adamwKernel(p.size, scalars), [p.writableBuffer, p.grad!.buffer, m.writableBuffer, v.writableBuffer, scale.buffer]);
+      const mv = this.moments().writableBuffer;
+      const k = tensorsPerDispatch(gpu, 2, 2);
+      for (const group of chunks(withGrad, k)) {
+        const kernel = adamwMultiKernel(group.map((p) => p.size), group.map((p) => this.offsets.get(p)!), this.total, scalars);
+        gpu.dispatch(kernel, [mv, scale.buffer, ...group.flatMap((p) => [p.writableBuffer, p.grad!.buffer])]);
       }
     });
   }
@@ -90,15 +132,11 @@ export class AdamW {
     }
   }
 
-  /** Moments and step for a checkpoint, in parameter order. */
+  /** Moments and step for a checkpoint, in parameter order (one readback of the arena). */
   async stateDict(): Promise<{ step: number; m: Float32Array[]; v: Float32Array[] }> {
-    const m: Float32Array[] = [];
-    const v: Float32Array[] = [];
-    for (const p of this.params) {
-      const s = this.slots(p);
-      m.push(await s.m.toFloat32Array());
-      v.push(await s.v.toFloat32Array());
-    }
+    const all = await this.moments().toFloat32Array();
+    const m = this.params.map((p) => all.slice(this.offsets.get(p)!, this.offsets.get(p)! + p.size));
+    const v = this.params.map((p) => all.slice(this.total + this.offsets.get(p)!, this.total + this.offsets.get(p)! + p.size));
     return { step: this.stepCount, m, v };
   }
 
@@ -109,13 +147,23 @@ export class AdamW {
     this.params.forEach((p, k) => {
       if (state.m[k].length !== p.size || state.v[k].length !== p.size) throw new Error(`AdamW.loadStateDict: parameter ${k} has ${p.size} elements, state has ${state.m[k].length}`);
     });
-    // checked before the first upload: a refused state leaves the optimizer as it was
+    // checked before the upload: a refused state leaves the optimizer as it was
+    const all = new Float32Array(2 * Math.max(1, this.total));
     this.params.forEach((p, k) => {
-      const s = this.slots(p);
-      p.gpu.upload(s.m.writableBuffer, state.m[k]);
-      p.gpu.upload(s.v.writableBuffer, state.v[k]);
+      all.set(state.m[k], this.offsets.get(p)!);
+      all.set(state.v[k], this.total + this.offsets.get(p)!);
     });
+    const arena = this.moments();
+    arena.gpu.upload(arena.writableBuffer, all);
     this.stepCount = state.step;
+  }
+
+  /** Free the moments (the optimizer starts from zeros if stepped again). */
+  dispose(): void {
+    this.arena?.dispose();
+    this.arena = null;
+    this.lastGradNorm?.dispose();
+    this.lastGradNorm = null;
   }
 }
 
@@ -130,12 +178,16 @@ export interface EmaOptions {
   warmup?: number;
 }
 
-/** Exponential moving average of a module's parameters (the weights used for sampling). */
+/** Exponential moving average of a module's parameters (the weights used for sampling), kept in one
+ *  flat arena and updated with one dispatch per group of parameter tensors (see AdamW). */
 export class EMA {
   readonly decay: number;
   readonly warmup: number;
   updates = 0;
-  readonly shadow: Tensor[];
+  private readonly params: Tensor[];
+  private readonly offsets: Map<Tensor, number>;
+  private readonly total: number;
+  private arena: Tensor;
 
   constructor(
     readonly module: Module,
@@ -144,7 +196,11 @@ export class EMA {
     this.decay = opts.decay ?? 0.999;
     this.warmup = opts.warmup ?? 10;
     if (!(this.decay >= 0 && this.decay <= 1)) throw new Error(`EMA: decay must be in [0, 1], got ${this.decay}`);
-    this.shadow = keep(noGrad(() => module.parameters().map((p) => p.clone())));
+    this.params = module.parameters();
+    ({ offsets: this.offsets, total: this.total } = arenaLayout(this.params));
+    const gpu = this.params[0]?.gpu;
+    this.arena = keep(Tensor.empty([Math.max(1, this.total)], 'f32', gpu));
+    for (const p of this.params) if (p.size > 0) gpu.copy(p.buffer, 0, this.arena.writableBuffer, this.offsets.get(p)! * 4, p.size * 4);
   }
 
   currentDecay(): number {
@@ -153,25 +209,48 @@ export class EMA {
 
   update(): void {
     const decay = this.currentDecay();
-    this.module.parameters().forEach((p, k) => p.gpu.dispatch(emaKernel(p.size, decay), [this.shadow[k].writableBuffer, p.buffer]));
+    const params = this.params.filter((p) => p.size > 0);
+    if (params.length) {
+      const gpu = params[0].gpu;
+      const arena = this.arena.writableBuffer;
+      for (const group of chunks(params, tensorsPerDispatch(gpu, 1, 1))) {
+        gpu.dispatch(emaMultiKernel(group.map((p) => p.size), group.map((p) => this.offsets.get(p)!), decay), [arena, ...group.map((p) => p.buffer)]);
+      }
+    }
     this.updates++;
+  }
+
+  /** Copies of the averaged weights, one tensor per parameter (in parameter order). */
+  get shadow(): Tensor[] {
+    return this.params.map((p) => {
+      const t = Tensor.empty(p.shape, 'f32', p.gpu);
+      if (p.size > 0) p.gpu.copy(this.arena.buffer, this.offsets.get(p)! * 4, t.writableBuffer, 0, p.size * 4);
+      return t;
+    });
   }
 
   /** Copy the averaged weights into `target` (a module of the same architecture). */
   copyTo(target: Module): void {
     const params = target.parameters();
-    if (params.length !== this.shadow.length) throw new Error('EMA.copyTo: target has a different number of parameters');
+    if (params.length !== this.params.length) throw new Error('EMA.copyTo: target has a different number of parameters');
     params.forEach((p, k) => {
-      if (p.size !== this.shadow[k].size) throw new Error(`EMA.copyTo: parameter ${k} has ${p.size} elements, EMA has ${this.shadow[k].size}`);
-      p.gpu.copy(this.shadow[k].buffer, 0, p.writableBuffer, 0, p.size * 4);
+      if (p.size !== this.params[k].size) throw new Error(`EMA.copyTo: parameter ${k} has ${p.size} elements, EMA has ${this.params[k].size}`);
+    });
+    params.forEach((p, k) => {
+      if (p.size > 0) p.gpu.copy(this.arena.buffer, this.offsets.get(this.params[k])! * 4, p.writableBuffer, 0, p.size * 4);
     });
   }
 
-  /** Named host copies of the averaged weights (the names of the module's parameters). */
+  /** Named host copies of the averaged weights (the names of the module's parameters; one readback). */
   async stateDict(): Promise<Record<string, { shape: number[]; data: Float32Array }>> {
+    const all = await this.arena.toFloat32Array();
     const out: Record<string, { shape: number[]; data: Float32Array }> = {};
     const names = this.module.namedParameters().map(([n]) => n);
-    for (let k = 0; k < names.length; k++) out[names[k]] = { shape: [...this.shadow[k].shape], data: await this.shadow[k].toFloat32Array() };
+    names.forEach((name, k) => {
+      const p = this.params[k];
+      const o = this.offsets.get(p)!;
+      out[name] = { shape: [...p.shape], data: all.slice(o, o + p.size) };
+    });
     return out;
   }
 
@@ -179,12 +258,19 @@ export class EMA {
     const names = this.module.namedParameters().map(([name]) => name);
     names.forEach((name, k) => {
       const s = state[name];
-      const want = this.shadow[k].shape;
-      if (!s || s.data.length !== this.shadow[k].size || s.shape.join() !== want.join()) {
+      const want = this.params[k].shape;
+      if (!s || s.data.length !== this.params[k].size || s.shape.join() !== want.join()) {
         throw new Error(`EMA.loadStateDict: ${name} is ${s ? `${formatShape(s.shape)} with ${s.data.length} values, expected ${formatShape(want)}` : 'missing'}`);
       }
     });
-    // checked before the first upload: a refused state leaves the average as it was
-    names.forEach((name, k) => this.shadow[k].gpu.upload(this.shadow[k].writableBuffer, state[name].data));
+    // checked before the upload: a refused state leaves the average as it was
+    const all = new Float32Array(Math.max(1, this.total));
+    names.forEach((name, k) => all.set(state[name].data, this.offsets.get(this.params[k])!));
+    this.arena.gpu.upload(this.arena.writableBuffer, all);
+  }
+
+  /** Free the averaged weights. */
+  dispose(): void {
+    this.arena.dispose();
   }
 }
