@@ -1,5 +1,5 @@
 // `npm run build`: compile src/ to dist/ with tsc (ESM .js, .d.ts, source maps), then make the emitted
-// relative imports explicit (`./tensor` -> `./tensor.js`, `./ops` -> `./ops/index.js`), as Node's ESM
+// relative imports explicit (imports, re-exports and `declare module` augmentations: `./tensor` -> `./tensor.js`), as Node's ESM
 // loader and `moduleResolution: node16` consumers need; the sources keep bundler-style specifiers.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
 
 const walk = (d) => readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? walk(join(d, f)) : [join(d, f)]));
-const specifier = /(\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"])(\.{1,2}\/[^'"]*)\2/g;
+const specifier = /(\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\bdeclare\s+module\s+)(['"])(\.{1,2}\/[^'"]*)\2/g;
 let rewritten = 0;
 for (const file of walk(dist).filter((f) => f.endsWith('.js') || f.endsWith('.d.ts'))) {
   const src = readFileSync(file, 'utf8');

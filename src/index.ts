@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // The package's browser-safe entry, `distillkac`: the engine (Tensor, ops, scopes, nn, optimizers,
 // Philox), a device from `navigator.gpu` (`requestGpuFrom`, `browserGpu`), the Kac process, the
 // models and their sampling, and checkpoints and images as bytes. It imports no `node:` module and

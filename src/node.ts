@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // The package's Node entry, `distillkac/node`: a device through Dawn (`initGpu`; the `webgpu`
 // package), the data loaders, the training loops and checkpoint files, evaluation and the report.
 // The browser-safe API (tensors, ops, models, sampling) is `distillkac` (src/index.ts).
