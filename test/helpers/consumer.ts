@@ -10,11 +10,11 @@ import { join } from 'node:path';
  * Write package.json and package-lock.json in `dir` for a project whose dependency is the tarball
  * (a path relative to `dir`) and whose dev dependencies are `devDeps` (names installed in the repo).
  */
-export function writeConsumerProject(dir, repoRoot, tarball, tarballAbs, devDeps = []) {
-  const repoLock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')).packages;
+export function writeConsumerProject(dir: string, repoRoot: string, tarball: string, tarballAbs: string, devDeps: string[] = []): void {
+  const repoLock: Record<string, { version: string; dev?: boolean; dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }> = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')).packages;
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
-  const packages = {};
-  const add = (name, dev) => {
+  const packages: Record<string, Record<string, unknown>> = {};
+  const add = (name: string, dev: boolean): void => {
     const key = `node_modules/${name}`;
     if (packages[key]) return;
     const entry = repoLock[key];
@@ -26,7 +26,7 @@ export function writeConsumerProject(dir, repoRoot, tarball, tarballAbs, devDeps
     for (const dep of Object.keys({ ...entry.dependencies, ...entry.optionalDependencies })) if (repoLock[`node_modules/${dep}`]) add(dep, dev);
   };
   for (const name of Object.keys(pkg.dependencies)) add(name, false);
-  const devVersions = {};
+  const devVersions: Record<string, string> = {};
   for (const name of devDeps) {
     add(name, true);
     devVersions[name] = repoLock[`node_modules/${name}`].version;
