@@ -2,8 +2,9 @@
 // project with no network (`npm ci --offline` from the npm cache this repository's `npm ci` filled),
 // then used there the four ways README promises: a plain Node script fits README's MLP example, a
 // TypeScript consumer type-checks under --strict against the shipped types, `npx distillkac sample`
-// runs the packaged 1-step student, and vite bundles a page from `distillkac` with no Node module and
-// no Dawn in it (while `distillkac/node` in a browser build fails, naming the browser entry).
+// runs the packaged 1-step student, vite bundles the repository's web page against the installed
+// `distillkac` with no Node module and no Dawn in it (while `distillkac/node` in a browser build
+// fails, naming the browser entry); and `npm publish --dry-run` has nothing to warn about.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,6 +49,13 @@ describe('the packed npm package, installed offline into an empty project', () =
     expect(tarballBytes).toBeLessThan(2e6);
   });
 
+  it('`npm publish --dry-run` warns about nothing (the build is the one pack made)', () => {
+    const r = spawnSync('npm', ['publish', '--dry-run', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const warnings = (r.stdout + r.stderr).split('\n').filter((l) => /npm warn/i.test(l) && !/requires you to be logged in/.test(l));
+    expect(warnings).toEqual([]);
+  });
+
   it("a plain Node script fits README's MLP example from `distillkac` and `distillkac/node`", () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const example = readme.match(/## The engine\n\n```ts\n([\s\S]*?)```/)![1];
@@ -87,18 +95,22 @@ describe('the packed npm package, installed offline into an empty project', () =
 
   it('vite bundles a page from `distillkac` with no node: import and no Dawn; `distillkac/node` fails the build naming the browser entry', () => {
     const vite = join(BIN('vite'), 'bin', 'vite.js');
-    const build = (page: string, main: string) => {
+    const build = (page: string, main: string, html = '<!doctype html><script type="module" src="./main.ts"></script>\n') => {
       mkdirSync(join(app, page));
-      writeFileSync(join(app, page, 'index.html'), '<!doctype html><script type="module" src="./main.js"></script>\n');
-      writeFileSync(join(app, page, 'main.js'), main);
+      writeFileSync(join(app, page, 'index.html'), html);
+      writeFileSync(join(app, page, 'main.ts'), main);
       return spawnSync(process.execPath, [vite, 'build', '--config', 'vite.config.mjs'], { cwd: app, encoding: 'utf8', env: { ...process.env, PAGE: page, NO_COLOR: '1' }, timeout: 120_000 });
     };
     writeFileSync(join(app, 'vite.config.mjs'), "export default { root: process.env.PAGE, base: './', logLevel: 'warn', build: { outDir: 'dist', emptyOutDir: true, target: 'es2022' } };\n");
-    const ok = build('page', PAGE_JS);
+    // the repository's own page (web/), its `distillkac` now the installed package's browser entry
+    mkdirSync(join(app, 'checkpoints', 'mnist'), { recursive: true });
+    cpSync(join(app, 'node_modules', 'distillkac', 'checkpoints', 'mnist', 'student-1step.safetensors'), join(app, 'checkpoints', 'mnist', 'student-1step.safetensors'));
+    const ok = build('web', readFileSync(join(ROOT, 'web', 'main.ts'), 'utf8'), readFileSync(join(ROOT, 'web', 'index.html'), 'utf8'));
     expect(ok.status, ok.stderr).toBe(0);
-    const assets = join(app, 'page', 'dist', 'assets');
+    const assets = join(app, 'web', 'dist', 'assets');
     const bundle = readdirSync(assets).filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(assets, f), 'utf8')).join('\n');
     expect(bundle).toMatch(/requestAdapter/);
+    expect(readdirSync(assets).some((f) => f.endsWith('.safetensors'))).toBe(true);
     expect(bundle).not.toMatch(/["']node:|from\s*["']webgpu["']|dawn\.node|createRequire/);
     const bad = build('bad', "import { initGpu } from 'distillkac/node';\nconsole.log(initGpu);\n");
     expect(bad.status).not.toBe(0);
@@ -123,11 +135,4 @@ export async function main(): Promise<number> {
   gpu.destroy();
   return v;
 }
-`;
-
-const PAGE_JS = `import { requestGpuFrom, weightsFromBytes, modelFromWeights, generateSamples, imageGrid } from 'distillkac';
-const gpu = await requestGpuFrom(navigator.gpu);
-const bytes = new Uint8Array(await (await fetch('./student.safetensors')).arrayBuffer());
-const model = modelFromWeights(weightsFromBytes(bytes), gpu);
-document.title = String([typeof generateSamples, typeof imageGrid, model !== null]);
 `;
