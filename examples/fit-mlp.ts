@@ -1,6 +1,6 @@
 // Fit y = sin(3x) with a small MLP on the GPU (the README's engine example).
-import { initGpu } from '../src/engine/runtime/dawn';
-import { AdamW, Linear, Sequential, manualSeed, scope, tensor } from '../src/engine/index';
+import { initGpu } from 'distillkac/node';
+import { AdamW, Linear, Sequential, manualSeed, scope, tensor } from 'distillkac';
 
 const gpu = await initGpu(); // a real GPU, else Mesa's llvmpipe (OpenGL) or lavapipe
 manualSeed(0);

@@ -3,12 +3,12 @@
 // from `navigator.gpu`, the checkpoint decoded from bytes, the batched sampling loop with its Philox
 // seeds, the image grid. Only fetching the file and painting the canvas are the page's own.
 import checkpointUrl from '../checkpoints/mnist/student-1step.safetensors?url';
-import { browserGpu } from '../src/engine/runtime/browser';
-import type { AdapterSummary, Gpu, Module } from '../src/engine/index';
-import { checkSeed, generateSamples } from '../src/models/generate';
-import type { Solver, VelocityModel } from '../src/models/sampling';
-import { imageGrid } from '../src/io/image-grid';
-import { type LoadedWeights, modelFromWeights, samplingDefaults, weightsFromBytes } from '../src/models/weights';
+// the package's browser entry, as in any project of one's own (in this clone tsconfig's `paths`, which
+// vite follows, resolve it to src/index.ts)
+import {
+  type AdapterSummary, type Gpu, type LoadedWeights, type Module, type Solver, type VelocityModel,
+  browserGpu, checkSeed, generateSamples, imageGrid, modelFromWeights, samplingDefaults, weightsFromBytes,
+} from 'distillkac';
 
 /** One draw: what was asked and what came out. */
 export interface DrawResult {

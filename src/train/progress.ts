@@ -32,7 +32,8 @@ export class Progress {
   constructor(private readonly opts: ProgressOptions) {
     this.count = this.initial = opts.initial ?? 0;
     this.stream = opts.stream ?? process.stderr;
-    this.tty = !!this.stream.isTTY;
+    // DISTILLKAC_STDERR_TTY: stderr reaches a terminal through bin/distillkac.mjs, which drops Dawn's warnings
+    this.tty = !!this.stream.isTTY || (this.stream === process.stderr && !!process.env.DISTILLKAC_STDERR_TTY);
   }
 
   /** iterations per second since this bar started */

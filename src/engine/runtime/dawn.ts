@@ -26,8 +26,11 @@ const dawnOptions: Record<Backend, string[]> = {
 };
 
 const INSTALL_HINT =
-  'Install a GPU driver, or the software GPU: run `bash scripts/setup.sh` (as root; it installs Mesa ' +
-  'from bookworm-backports: mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri).';
+  'Install a GPU driver with Vulkan (Linux, Windows) or Metal (macOS); without a GPU, Mesa\'s software ' +
+  'drivers (on Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1` for Vulkan on lavapipe, ' +
+  'Mesa 24 or newer, and `apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri` for OpenGL on llvmpipe; ' +
+  'in a clone of the repository `bash scripts/setup.sh` does this). DISTILLKAC_ADAPTER or --adapter ' +
+  'may also name an adapter that is not there.';
 
 /** Acquire a WebGPU device through Dawn in Node. */
 export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
@@ -42,13 +45,14 @@ export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
   for (const backend of order) {
     if (backend === 'opengl') process.env.EGL_PLATFORM ??= 'surfaceless';
     const options = [...dawnOptions[backend], ...(name ? [`adapter=${name}`] : [])];
-    const gpu = await requestGpuFrom(create(options), backend);
+    // Dawn throws rather than return no adapter in some cases (an adapter name that matches none)
+    const gpu = await requestGpuFrom(create(options), backend).catch((e: Error) => (tried.push(`${backend}: ${e.message.split('\n')[0]}`), null));
     if (gpu) {
       loadGemmCache();
       gpu.memoryBudgetBytes = budgetMiB !== null ? budgetMiB * 2 ** 20 : defaultMemoryBudget(gpu);
       return gpu;
     }
-    tried.push(backend);
+    if (!tried.some((t) => t.startsWith(`${backend}:`))) tried.push(backend);
   }
   throw new Error(`no WebGPU adapter found (tried: ${tried.join(', ')}${name ? `, adapter name '${name}'` : ''}). ${INSTALL_HINT}`);
 }
@@ -59,7 +63,7 @@ export async function dawnGpu(opts: DawnOptions = {}): Promise<Gpu> {
  * so with only a software GPU the default is OpenGL. No device is made, so the instance may be collected.
  */
 async function defaultIsMesaSoftware(name: string | undefined): Promise<boolean> {
-  const adapter = await create(name ? [`adapter=${name}`] : []).requestAdapter();
+  const adapter = await create(name ? [`adapter=${name}`] : []).requestAdapter().catch(() => null);
   return !!adapter && /llvmpipe/i.test(`${adapter.info.description} ${adapter.info.device}`);
 }
 
