@@ -160,6 +160,8 @@ describe('PyTorch twin (interop/pytorch)', () => {
 
   // ---- training with torch.distributed, read by our CLI ------------------------------------------
   const ddpOut = join(dir, 'ddp');
+  // every run of ours uses the tiny preset at batch 8 (a guided sample of 4 is a batch of 8 too), so
+  // the processes share compiled kernels through Mesa's shader cache
   const TINY = ['--preset', 'tiny', '--batch', '8', '--warmup', '5', '--log-every', '5'];
   const torchrun = (nproc: number, args: string[]) =>
     py(['torchrun_compat.py', '--nproc_per_node', String(nproc), '--master_addr', '127.0.0.1', '--master_port', String(29_500 + (process.pid % 1000)), 'train_ddp.py', ...args], { ok: false });
@@ -221,7 +223,7 @@ describe('PyTorch twin (interop/pytorch)', () => {
 
   it('distillkac distill accepts the DDP checkpoint as its teacher', () => {
     const out = join(dir, 'distill');
-    cli(['distill', '--teacher', join(ddpOut, 'ema.safetensors'), '--schedule', '2,1', '--steps', '2', '--batch', '4', '--warmup', '1', '--checkpoint-every', '2', '--log-every', '1', '--out', out]);
+    cli(['distill', '--teacher', join(ddpOut, 'ema.safetensors'), '--schedule', '2,1', '--steps', '2', '--batch', '8', '--warmup', '1', '--checkpoint-every', '2', '--log-every', '1', '--out', out]);
     const student = loadWeights(join(out, 'stage1-1step', 'ema.safetensors'));
     expect(student.run.model.preset).toBe('tiny');
     expect(student.ckpt.kind).toBe('student-weights');
@@ -229,7 +231,7 @@ describe('PyTorch twin (interop/pytorch)', () => {
 
   it('a checkpoint written by distillkac train resumes under train_ddp.py (and the twin reads it)', () => {
     const out = join(dir, 'ours-then-ddp');
-    const flags = ['--preset', 'tiny', '--batch', '4', '--warmup', '2', '--checkpoint-every', '2', '--log-every', '1'];
+    const flags = ['--preset', 'tiny', '--batch', '8', '--warmup', '2', '--checkpoint-every', '2', '--log-every', '1'];
     cli(['train', ...flags, '--steps', '2', '--grids', 'false', '--out', out]);
     const before = readCheckpoint(join(out, 'ckpt-00000002.safetensors'));
     const r = torchrun(2, [...flags, '--steps', '4', '--resume', '--out', out]);
