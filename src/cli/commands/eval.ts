@@ -42,14 +42,16 @@ export const evalCommand = command({
     for (const s of students) {
       if (s.run.data.kind !== teacher.run.data.kind) throw new UsageError(`--students: ${s.path} was trained on --data ${s.run.data.kind}, the teacher on --data ${teacher.run.data.kind}; evaluate the models of one dataset together`);
     }
+    let evalData: ReturnType<typeof evalDatasetFor>;
+    try {
+      evalData = evalDatasetFor(teacher.run.data);
+    } catch (e) {
+      throw new UsageError(`${f.teacher}: ${(e as Error).message} (FID is not implemented)`);
+    }
     let classifier = f.classifier;
     if (classifier === undefined) {
-      try {
-        classifier = classifierPathFor(teacher.run.data);
-      } catch (e) {
-        throw new UsageError(`${(e as Error).message}; pass --classifier for a classifier of these images`);
-      }
-      if (!existsSync(classifier)) throw new Error(`cannot read classifier ${classifier}, the default for ${f.teacher}'s data: no such file; train it with \`npx tsx scripts/train-classifier.ts --data ${evalDatasetFor(teacher.run.data)}\`, or pass --classifier`);
+      classifier = classifierPathFor(teacher.run.data);
+      if (!existsSync(classifier)) throw new Error(`cannot read classifier ${classifier}, the default for ${f.teacher}'s data: no such file; train it with \`npx tsx scripts/train-classifier.ts --data ${evalData}\`, or pass --classifier`);
     }
     if (!existsSync(classifier)) throw new Error(`cannot read classifier ${classifier} (--classifier): no such file`);
     const gpu = await gpuFor(f);
