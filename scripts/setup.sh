@@ -4,14 +4,17 @@
 # Mesa 25 from bookworm-backports gives Vulkan (lavapipe, feature level core);
 # Mesa's EGL gives OpenGL (llvmpipe, feature level compatibility). Real GPUs need only their driver.
 # `--tests` also installs what only the test suite needs (Debian's Chromium for the browser test).
+# `--fashion` installs Debian's dataset-fashion-mnist (`--data fashion`); `--tests` does too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tests=0
+fashion=0
 for arg in "$@"; do
   case "$arg" in
-    --tests) tests=1 ;;
-    *) echo "setup: unknown option '$arg' (the only option is --tests: also install what the test suite needs)" >&2; exit 2 ;;
+    --tests) tests=1; fashion=1 ;;
+    --fashion) fashion=1 ;;
+    *) echo "setup: unknown option '$arg' (options: --tests: also install what the test suite needs; --fashion: Fashion-MNIST for --data fashion)" >&2; exit 2 ;;
   esac
 done
 
@@ -40,6 +43,18 @@ if [ "$tests" = 1 ] && ! /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-torch >/dev/null
   else
     echo "setup: /usr/bin/python3 has no torch: install Debian's python3-torch (as root: apt-get install python3-torch) for test/pytorch-interop.test.ts" >&2
+  fi
+fi
+
+# Debian's dataset-fashion-mnist (IDX gz files in /usr/share/datasets/fashion-mnist) for --data fashion,
+# its evaluation and test/data.test.ts.
+if [ "$fashion" = 1 ] && [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's dataset-fashion-mnist (for --data fashion)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null
+  else
+    echo "setup: /usr/share/datasets/fashion-mnist is missing: install Debian's dataset-fashion-mnist (as root: apt-get install dataset-fashion-mnist) for --data fashion" >&2
   fi
 fi
 

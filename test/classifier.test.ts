@@ -6,12 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, Philox, setDefaultGpu } from '../src/engine/index';
 import {
-  type LeNet, CLASSIFIER_FORMAT, LENET_CONFIG, classifierLogits, decodeClassifier, defaultClassifierPath, encodeClassifier,
+  type LeNet, CLASSIFIER_FORMAT, LENET_CONFIG, classifierLogits, classifierPathFor, decodeClassifier, defaultClassifierPath, encodeClassifier,
   evaluateAccuracy, loadClassifier, permutation, trainClassifier,
 } from '../src/eval/classifier';
-import { loadBuiltinMnist } from '../src/data/index';
+import { loadBuiltinMnist, loadFashionMnist } from '../src/data/index';
 import { frechetDistanceGaussians } from '../src/eval/linalg';
-import { FD_LENET_COUNT, classConsistency, classConsistencyReport, fdLenet, fdReferenceSet, featureStats } from '../src/eval/metrics';
+import { FD_LENET_COUNT, classConsistency, classConsistencyReport, fdLenet, fdReferenceSet, featureStats, referenceSetFor } from '../src/eval/metrics';
 
 const PIXELS = 784;
 const found = await availableBackends();
@@ -41,6 +41,42 @@ describe('fdReferenceSet', () => {
     const counts = new Array(10).fill(0);
     for (const l of reference.labels.subarray(heldout.n)) counts[l]++;
     for (const c of counts) expect(c).toBeGreaterThan(60);
+  });
+});
+
+describe('evaluation per dataset', () => {
+  it('the classifier and FD reference set follow the data a model was trained on; MNIST keeps its own', () => {
+    expect(classifierPathFor({ kind: 'mnist' })).toBe(defaultClassifierPath());
+    expect(classifierPathFor({ kind: 'idx', images: 'a', labels: 'b' })).toBe(defaultClassifierPath());
+    expect(classifierPathFor({ kind: 'fashion' })).toMatch(/checkpoints\/classifier\/fashion-lenet\.safetensors$/);
+    expect(() => classifierPathFor({ kind: 'cifar10', dir: '/d' })).toThrow(/\/d: .*classifier of 1x28x28 images; this project has none for CIFAR-10's 3x32x32/);
+    expect(sameValues(referenceSetFor({ kind: 'mnist' }).images, reference.images)).toBe(true);
+    const fashion = referenceSetFor({ kind: 'fashion' });
+    const test = loadFashionMnist({ split: 'test' });
+    expect(fashion.n).toBe(FD_LENET_COUNT);
+    const counts = new Array(10).fill(0);
+    for (const l of fashion.labels) counts[l]++;
+    expect(counts).toEqual(new Array(10).fill(200));
+    // the first image of the set is the first test image; every image is one of the test split's
+    expect(sameValues(fashion.images.subarray(0, PIXELS), test.images.subarray(0, PIXELS))).toBe(true);
+    expect(fashion.labels[0]).toBe(test.labels[0]);
+  });
+
+  it.each(backends.slice(0, 1))('the committed Fashion-MNIST classifier classifies its 2,000 held-out reference images as recorded [%s]', async (backend) => {
+    const gpu = await dawnGpu({ backend });
+    setDefaultGpu(gpu);
+    try {
+      const { model, metadata } = loadClassifier(classifierPathFor({ kind: 'fashion' }));
+      expect(metadata.dataset).toBe('fashion');
+      expect(Number(metadata.heldout_accuracy)).toBeCloseTo(0.8649, 4);
+      const acc = await evaluateAccuracy(model, referenceSetFor({ kind: 'fashion' }));
+      console.log(`[${backend}] Fashion-MNIST classifier: ${(100 * acc).toFixed(2)}% on the 2,000 reference images (${(100 * Number(metadata.heldout_accuracy)).toFixed(2)}% on all 10,000 test images)`);
+      expect(acc).toBeGreaterThan(0.84);
+      model.dispose();
+    } finally {
+      setDefaultGpu(null);
+      gpu.destroy();
+    }
   });
 });
 

@@ -6,7 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
 import {
   BUILTIN_MNIST_HELDOUT_PER_CLASS,
+  CIFAR10_CLASS_NAMES,
+  CIFAR10_RECORD_BYTES,
+  CIFAR10_TRAIN_FILES,
   DataError,
+  FASHION_CLASS_NAMES,
+  FASHION_MNIST_DIR,
+  loadCifar10,
+  loadData,
+  loadFashionMnist,
+  parseCifar10Batch,
   MIXTURE2D_MEANS,
   decodePngPixels,
   loadBuiltinMnist,
@@ -181,26 +190,106 @@ describe('IDX loader', () => {
     expectDataError(() => loadIdx(tmp, ip), tmp, /not a regular file/);
   });
 
-  const fashion = '/usr/share/datasets/fashion-mnist';
-  const haveFashion = existsSync(join(fashion, 't10k-images-idx3-ubyte.gz'));
-  it.skipIf(!haveFashion)(
-    haveFashion ? 'loads real Fashion-MNIST test files' : `loads real Fashion-MNIST test files (skipped: ${fashion} absent; apt-get install dataset-fashion-mnist to run it)`,
-    () => {
-      const d = loadIdx(join(fashion, 't10k-images-idx3-ubyte.gz'), join(fashion, 't10k-labels-idx1-ubyte.gz'));
-      expect([d.n, d.channels, d.height, d.width, d.numClasses]).toEqual([10000, 1, 28, 28, 10]);
-      expect(d.name).toBe('t10k-images');
-      const counts = new Array(10).fill(0);
-      for (const l of d.labels) counts[l]++;
-      expect(counts).toEqual(new Array(10).fill(1000)); // Fashion-MNIST test set is balanced
-      let min = Infinity;
-      let max = -Infinity;
-      for (const v of d.images) {
-        if (v < min) min = v;
-        if (v > max) max = v;
-      }
-      expect([min, max]).toEqual([-1, 1]);
-    },
-  );
+  // Debian's dataset-fashion-mnist, installed by `bash scripts/setup.sh --tests` (or --fashion)
+  const fashion = FASHION_MNIST_DIR;
+  const needFashion = () => {
+    if (!existsSync(join(fashion, 't10k-images-idx3-ubyte.gz'))) {
+      throw new Error(`${fashion} is absent: run \`bash scripts/setup.sh --tests\` (or, as root, apt-get install dataset-fashion-mnist)`);
+    }
+  };
+  it('loads real Fashion-MNIST test files', () => {
+    needFashion();
+    const d = loadIdx(join(fashion, 't10k-images-idx3-ubyte.gz'), join(fashion, 't10k-labels-idx1-ubyte.gz'));
+    expect([d.n, d.channels, d.height, d.width, d.numClasses]).toEqual([10000, 1, 28, 28, 10]);
+    expect(d.name).toBe('t10k-images');
+    const counts = new Array(10).fill(0);
+    for (const l of d.labels) counts[l]++;
+    expect(counts).toEqual(new Array(10).fill(1000)); // Fashion-MNIST test set is balanced
+    let min = Infinity;
+    let max = -Infinity;
+    for (const v of d.images) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    expect([min, max]).toEqual([-1, 1]);
+  });
+
+  it('--data fashion: loadData reads both splits; a missing package names the file and the install command', () => {
+    needFashion();
+    const train = loadData({ kind: 'fashion' });
+    expect([train.n, train.channels, train.height, train.width, train.numClasses, train.name]).toEqual([60000, 1, 28, 28, 10, 'fashion-mnist-train']);
+    expect(train.classNames).toEqual(FASHION_CLASS_NAMES);
+    const test = loadData({ kind: 'fashion' }, 'test');
+    expect(test.n).toBe(10000);
+    const counts = new Array(10).fill(0);
+    for (const l of train.labels) counts[l]++;
+    expect(counts).toEqual(new Array(10).fill(6000));
+    const missing = join(tmp, 'no-fashion');
+    const e = expectDataError(() => loadFashionMnist({ dir: missing }), join(missing, 'train-images-idx3-ubyte.gz'), /is missing/);
+    expect(e.message).toContain('apt-get install dataset-fashion-mnist');
+    expect(e.message).toContain('bash scripts/setup.sh --fashion');
+  });
+});
+
+describe('CIFAR-10 binary reader', () => {
+  const R = CIFAR10_RECORD_BYTES;
+  /** n records in CIFAR-10's binary format: label byte, then R, G, B planes of 32x32 bytes. */
+  const records = (labels: number[], pixel: (k: number, c: number, y: number, x: number) => number) => {
+    const out = new Uint8Array(labels.length * R);
+    labels.forEach((label, k) => {
+      out[k * R] = label;
+      for (let c = 0; c < 3; c++) for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) out[k * R + 1 + c * 1024 + y * 32 + x] = pixel(k, c, y, x);
+    });
+    return out;
+  };
+  const px = (k: number, c: number, y: number, x: number) => (k * 31 + c * 80 + y * 3 + x) % 256;
+  const writeSet = (dir: string, perFile = 2) => {
+    mkdirSync(dir, { recursive: true });
+    CIFAR10_TRAIN_FILES.forEach((f, i) => writeFileSync(join(dir, f), records(Array.from({ length: perFile }, (_, j) => (2 * i + j) % 10), (k, c, y, x) => px(i * perFile + k, c, y, x))));
+    writeFileSync(join(dir, 'test_batch.bin'), records([9, 0, 4], (k, c, y, x) => 255 - px(k, c, y, x)));
+  };
+
+  it('reads the five train batches in order and the test batch, planes R, G, B as NCHW in [-1, 1]', () => {
+    const dir = join(tmp, 'cifar-10-batches-bin');
+    writeSet(dir);
+    writeFileSync(join(dir, 'batches.meta.txt'), `${CIFAR10_CLASS_NAMES.map((n) => n.toUpperCase()).join('\n')}\n\n`);
+    const train = loadData({ kind: 'cifar10', dir });
+    expect([train.n, train.channels, train.height, train.width, train.numClasses, train.name]).toEqual([10, 3, 32, 32, 10, 'cifar10-train']);
+    expect(Array.from(train.labels)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(train.classNames?.[0]).toBe('AIRPLANE');
+    for (const [k, c, y, x] of [[0, 0, 0, 0], [3, 1, 5, 7], [9, 2, 31, 31], [6, 2, 0, 17]] as const) {
+      expect(train.images[((k * 3 + c) * 32 + y) * 32 + x]).toBe(Math.fround(px(k, c, y, x) / 127.5 - 1));
+    }
+    // the parent folder works too (cifar-10-batches-bin inside it), and the test split is test_batch.bin
+    const test = loadCifar10(tmp, { split: 'test' });
+    expect([test.n, Array.from(test.labels)]).toEqual([3, [9, 0, 4]]);
+    expect(test.images[0]).toBe(Math.fround((255 - px(0, 0, 0, 0)) / 127.5 - 1));
+    expect(test.images[2 * 3072 + 2 * 1024 + 31 * 32 + 31]).toBe(Math.fround((255 - px(2, 2, 31, 31)) / 127.5 - 1));
+  });
+
+  it('a truncated file, a wrong record size and a bad label name the file and the byte offset', () => {
+    const ok = records([1, 2, 3], px);
+    expectDataError(() => parseCifar10Batch(ok.subarray(0, 2 * R + 1000), 'data_batch_1.bin'), 'data_batch_1.bin', new RegExp(`record 2 starts at byte offset ${2 * R} but only 1000 of its 3073 bytes are there \\(the file ends at byte offset ${2 * R + 1000}\\)`));
+    expectDataError(() => parseCifar10Batch(new Uint8Array(0), 'test_batch.bin'), 'test_batch.bin', /is empty/);
+    // CIFAR-100's binary records: 2 label bytes + 3,072 pixel bytes = 3,074 bytes
+    const c100 = new Uint8Array(4 * 3074);
+    for (let k = 0; k < 4; k++) c100.set([k, 40 + k, ...new Array(3072).fill(200)], k * 3074);
+    const e = expectDataError(() => parseCifar10Batch(c100, 'train.bin'), 'train.bin', /record 1 at byte offset 3073 has label byte 200, not 0\.\.9: the records are not 3,073 bytes long \(wrong record size\)/);
+    expect(e.message).toMatch(/3,074-byte records, as in CIFAR-100's binary format/);
+    // records of 3,072 bytes (no label byte): a whole-file count that is no multiple of 3,073
+    const bare = new Uint8Array(2 * 3072).fill(5);
+    expectDataError(() => parseCifar10Batch(bare, 'x.bin'), 'x.bin', /is 6144 bytes, not a whole number of 3,073-byte records: record 1 starts at byte offset 3073/);
+    const bad = records([1, 12], px);
+    expectDataError(() => parseCifar10Batch(bad, 'y.bin'), 'y.bin', /record 1 at byte offset 3073 has label byte 12/);
+    // through the loader: a truncated batch on disk is named by its path
+    const dir = join(tmp, 'cifar-trunc');
+    writeSet(dir);
+    const victim = join(dir, 'data_batch_3.bin');
+    writeFileSync(victim, readFileSync(victim).subarray(0, R + 17));
+    expectDataError(() => loadCifar10(dir), victim, new RegExp(`record 1 starts at byte offset ${R}`));
+    rmSync(join(dir, 'data_batch_5.bin'));
+    expectDataError(() => loadCifar10(dir), join(dir, 'data_batch_5.bin'), /is missing .*cifar-10-binary\.tar\.gz/);
+  });
 });
 
 describe('PNG folder loader', () => {

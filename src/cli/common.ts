@@ -16,10 +16,10 @@ export const commonFlags = defineFlags({
 });
 
 export const dataFlags = defineFlags({
-  data: { type: 'string', choices: ['mnist', 'idx', 'png'], default: 'mnist', help: 'built-in MNIST, IDX files, or a folder of PNGs in class subfolders' },
+  data: { type: 'string', choices: ['mnist', 'fashion', 'idx', 'png', 'cifar10'], default: 'mnist', help: "built-in MNIST, Fashion-MNIST (Debian's dataset-fashion-mnist), IDX files, a folder of PNGs in class subfolders, or CIFAR-10's binary version (--dir)" },
   images: { type: 'path', help: 'IDX images file (*-idx3-ubyte[.gz]) for --data idx' },
   labels: { type: 'path', help: 'IDX labels file (*-idx1-ubyte[.gz]) for --data idx' },
-  dir: { type: 'path', help: 'folder of class subfolders of PNGs for --data png' },
+  dir: { type: 'path', help: 'folder of class subfolders of PNGs for --data png; folder of data_batch_1.bin .. data_batch_5.bin, test_batch.bin for --data cifar10' },
 });
 
 const optimOnly = (d: { lr: number; warmup: number }) => defineFlags({
@@ -73,8 +73,8 @@ export function gpuFor(f: Flags<typeof commonFlags>): Promise<Gpu> {
 }
 
 export function dataSpec(f: Flags<typeof dataFlags>): DataSpec {
-  for (const [flag, kind] of [['images', 'idx'], ['labels', 'idx'], ['dir', 'png']] as const) {
-    if (f[flag] !== undefined && f.data !== kind) throw new UsageError(`--${flag} is only read with --data ${kind} (--data is ${f.data}); add --data ${kind}`);
+  for (const [flag, kinds] of [['images', ['idx']], ['labels', ['idx']], ['dir', ['png', 'cifar10']]] as const) {
+    if (f[flag] !== undefined && !(kinds as readonly string[]).includes(f.data)) throw new UsageError(`--${flag} is only read with --data ${kinds.join(' or ')} (--data is ${f.data}); add --data ${kinds[0]}`);
   }
   switch (f.data) {
     case 'idx':
@@ -84,6 +84,11 @@ export function dataSpec(f: Flags<typeof dataFlags>): DataSpec {
     case 'png':
       if (!f.dir) throw new UsageError('--data png needs --dir');
       return { kind: 'png', dir: resolve(f.dir) };
+    case 'cifar10':
+      if (!f.dir) throw new UsageError('--data cifar10 needs --dir (the folder cifar-10-batches-bin of CIFAR-10\'s binary version)');
+      return { kind: 'cifar10', dir: resolve(f.dir) };
+    case 'fashion':
+      return { kind: 'fashion' };
     default:
       return { kind: 'mnist' };
   }

@@ -3,11 +3,15 @@
 // (models/weights.ts, so checkpoints record it) and a case to loadData.
 import type { DataSpec, LoadedWeights } from '../models/weights';
 import { type Dataset, DataError } from './dataset';
+import { loadCifar10 } from './cifar10';
+import { loadFashionMnist } from './fashion';
 import { loadIdx } from './idx';
 import { loadBuiltinMnist } from './mnist';
 import { loadPngFolder } from './png-folder';
 
+export * from './cifar10';
 export * from './dataset';
+export * from './fashion';
 export * from './idx';
 export * from './mixture2d';
 export * from './mnist';
@@ -18,10 +22,14 @@ export function loadData(spec: DataSpec, split: 'train' | 'test' = 'train'): Dat
   switch (spec.kind) {
     case 'mnist':
       return loadBuiltinMnist({ split });
+    case 'fashion':
+      return loadFashionMnist({ split });
     case 'idx':
       return loadIdx(spec.images, spec.labels);
     case 'png':
       return loadPngFolder(spec.dir);
+    case 'cifar10':
+      return loadCifar10(spec.dir, { split });
   }
 }
 
@@ -39,8 +47,23 @@ export function loadDataFor(w: LoadedWeights, split: 'train' | 'test' = 'train')
   if (data.height !== unet.imageSize || data.width !== unet.imageSize) diffs.push(`${data.height}x${data.width} images, the model ${unet.imageSize}x${unet.imageSize}`);
   if (diffs.length) {
     const spec = w.run.data;
-    const where = spec.kind === 'png' ? spec.dir : spec.kind === 'idx' ? spec.images : 'built-in MNIST';
+    const where = dataWhere(spec);
     throw new DataError(where, `no longer matches the model of ${w.path}: the data has ${diffs.join('; ')}`, 'restore the data the weights were trained on, or train a new teacher on this data');
   }
   return data;
+}
+
+/** Where a DataSpec's data lives, for messages. */
+export function dataWhere(spec: DataSpec): string {
+  switch (spec.kind) {
+    case 'mnist':
+      return 'built-in MNIST';
+    case 'fashion':
+      return 'Fashion-MNIST';
+    case 'idx':
+      return spec.images;
+    case 'png':
+    case 'cifar10':
+      return spec.dir;
+  }
 }

@@ -1,7 +1,9 @@
 /**
  * Training and running the LeNet digit classifier (models/lenet.ts) behind the evaluation metrics
  * (eval/metrics.ts): FD-LeNet (Frechet distance of its penultimate features) and class
- * consistency of guided samples.
+ * consistency of guided samples. One classifier per dataset (`classifierPathFor`): MNIST's below,
+ * Fashion-MNIST's trained the same way on its 60,000 training images (scripts/train-classifier.ts
+ * --data fashion).
  *
  * Trained on the 9,000-digit train split of `loadBuiltinMnist` with AdamW, random integer shifts
  * of up to +-2 pixels (on the CPU, seeded Philox), warmup then cosine decay of the learning rate.
@@ -13,7 +15,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdamW, Philox, Tensor, manualSeed, noGrad, scope, tensor } from '../engine/index';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensorInput } from '../io/safetensors';
-import { type Dataset, loadBuiltinMnist } from '../data/index';
+import { type Dataset, type DataSpec, dataWhere, loadBuiltinMnist } from '../data/index';
 import { IMAGE_SIZE, LENET_CONFIG, LeNet, type LeNetConfig, PIXELS } from '../models/lenet';
 
 export { IMAGE_SIZE, LENET_CONFIG, LeNet, type LeNetConfig };
@@ -296,7 +298,33 @@ export function loadClassifier(path: string): LoadedClassifier {
 /** Where scripts/train-classifier.ts writes the committed checkpoint (relative to the repo root). */
 export const DEFAULT_CLASSIFIER_PATH = 'checkpoints/classifier/lenet.safetensors';
 
-/** Absolute path of the committed checkpoint, independent of the working directory. */
+/** The committed classifier of each dataset with one, in checkpoints/classifier/ (scripts/train-classifier.ts --data KEY). */
+export const CLASSIFIER_FILES = { mnist: 'lenet.safetensors', fashion: 'fashion-lenet.safetensors' } as const;
+
+/** Absolute path of the committed MNIST checkpoint, independent of the working directory. */
 export function defaultClassifierPath(): string {
   return fileURLToPath(new URL('../../' + DEFAULT_CLASSIFIER_PATH, import.meta.url));
+}
+
+/**
+ * Which evaluation a model trained on `spec` gets: the classifier trained by this project on that
+ * dataset's training split, and the name of its FD reference set (`referenceSetFor` in metrics.ts).
+ * Built-in MNIST and Fashion-MNIST have their own. IDX files and grayscale 28x28 PNG folders keep
+ * the MNIST classifier and reference set, as before (meaningful for digits only: pass --classifier
+ * for other data). CIFAR-10 and other RGB data have no LeNet classifier (it reads 1x28x28 images).
+ */
+export function evalDatasetFor(spec: DataSpec): 'mnist' | 'fashion' {
+  switch (spec.kind) {
+    case 'fashion':
+      return 'fashion';
+    case 'cifar10':
+      throw new Error(`${dataWhere(spec)}: FD-LeNet and class consistency need a classifier of 1x28x28 images; this project has none for CIFAR-10's 3x32x32 RGB images`);
+    default:
+      return 'mnist';
+  }
+}
+
+/** Absolute path of the committed classifier for data `spec` (see `evalDatasetFor`). */
+export function classifierPathFor(spec: DataSpec): string {
+  return fileURLToPath(new URL(`../../checkpoints/classifier/${CLASSIFIER_FILES[evalDatasetFor(spec)]}`, import.meta.url));
 }

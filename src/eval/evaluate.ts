@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../train/checkpoint';
 import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
 import { NFE_PER_STEP, type Solver } from '../models/sampling';
-import { loadClassifier } from './classifier';
-import { FD_LENET_COUNT, classConsistency, fdLenet, fdReferenceSet, featureStats } from './metrics';
+import { evalDatasetFor, loadClassifier } from './classifier';
+import { FD_LENET_COUNT, classConsistency, fdLenet, featureStats, referenceSetFor } from './metrics';
 import { type LoadedWeights, modelFromWeights, studentSteps } from '../models/weights';
 import { saveGrid } from '../train/images';
 import { studentTMin } from '../models/weights';
@@ -49,8 +49,11 @@ export interface EvalOptions {
 
 /** The settings that make two runs' rows comparable; a resumed run must match them all. */
 function runSettings(opts: EvalOptions) {
-  return { count: opts.count, seed: opts.seed, batch: opts.batch ?? DEFAULT_SAMPLE_BATCH, tMin: opts.tMin ?? null, classifierSha256: sha256(opts.classifierPath), reference: 'fdReferenceSet (2,000 real digits)' };
+  return { count: opts.count, seed: opts.seed, batch: opts.batch ?? DEFAULT_SAMPLE_BATCH, tMin: opts.tMin ?? null, classifierSha256: sha256(opts.classifierPath), reference: REFERENCE_NAMES[evalDatasetFor(opts.teacher.run.data)] };
 }
+
+/** How metrics.json names each dataset's FD reference set (MNIST's name is what earlier tables recorded). */
+const REFERENCE_NAMES = { mnist: 'fdReferenceSet (2,000 real digits)', fashion: 'fashionReferenceSet (2,000 real Fashion-MNIST test images)' } as const;
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const rowKey = (r: Pick<EvalRow, 'model' | 'solver' | 'steps' | 'guidance' | 'weightsSha256'>) => `${r.model}|${r.solver}|${r.steps}|${r.guidance}|${r.weightsSha256}`;
@@ -98,7 +101,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalRow[]> {
   const settings = runSettings(opts);
   const finished = opts.resume ? finishedRows(metricsPath, settings) : new Map<string, EvalRow>();
   const { model: classifier } = loadClassifier(opts.classifierPath);
-  const refStats = await featureStats(classifier, fdReferenceSet().images);
+  // the reference set of the data the teacher was trained on (students record their teacher's data)
+  const refStats = await featureStats(classifier, referenceSetFor(opts.teacher.run.data).images);
   const rows: EvalRow[] = [];
   const weightsSha256 = new Map<string, string>();
   const row = async (w: LoadedWeights, model: EvalRow['model'], solver: Solver, steps: number, guidance: number, sampleGuidance: number, name: string) => {

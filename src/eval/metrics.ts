@@ -21,10 +21,14 @@
  * FD-LeNet here is not a fully held-out number. It is fixed and identical for every row of every
  * table, which is what makes rows comparable. Class balance of the reference set: exactly 100 per
  * class in (a), approximately 100 per class in (b) (random draw; see `fdReferenceSet().labels`).
+ *
+ * Each dataset with its own classifier has its own reference set (`referenceSetFor`): Fashion-MNIST's
+ * (`fashionReferenceSet`) is the first 200 images of each class, in file order, of its 10,000-image
+ * test split: 2,000 images, all held out, exactly balanced. MNIST's set above is unchanged.
  */
 import { Philox } from '../engine/index';
-import { type LeNet, classifierFeatures, predict, permutation } from './classifier';
-import { loadBuiltinMnist } from '../data/index';
+import { type LeNet, classifierFeatures, evalDatasetFor, predict, permutation } from './classifier';
+import { type DataSpec, loadBuiltinMnist, loadFashionMnist } from '../data/index';
 import { type Gaussian, frechetDistanceGaussians, meanCov } from './linalg';
 
 /** Generated and reference digits per FD-LeNet measurement. */
@@ -61,6 +65,30 @@ export function fdReferenceSet(): ReferenceSet {
     n: FD_LENET_COUNT,
     description: `all ${test.n} held-out digits of loadBuiltinMnist + train digits at the first ${fromTrain} indices of permutation(9000, Philox(${FD_REFERENCE_SEED}, 0)) (seen in training)`,
   };
+}
+
+/** Fashion-MNIST's 2,000-image reference set: the first 200 test images of each class, in file order (all held out). */
+export function fashionReferenceSet(): ReferenceSet {
+  const test = loadFashionMnist({ split: 'test' });
+  const perClass = FD_LENET_COUNT / test.numClasses;
+  const images = new Float32Array(FD_LENET_COUNT * PIXELS);
+  const labels = new Int32Array(FD_LENET_COUNT);
+  const taken = new Array<number>(test.numClasses).fill(0);
+  let k = 0;
+  for (let i = 0; i < test.n && k < FD_LENET_COUNT; i++) {
+    const c = test.labels[i]!;
+    if (taken[c]! >= perClass) continue;
+    taken[c]!++;
+    images.set(test.images.subarray(i * PIXELS, (i + 1) * PIXELS), k * PIXELS);
+    labels[k++] = c;
+  }
+  if (k !== FD_LENET_COUNT) throw new Error(`fashionReferenceSet: the test split has fewer than ${perClass} images of some class`);
+  return { images, labels, n: FD_LENET_COUNT, description: `the first ${perClass} images of each class of Fashion-MNIST's test split (t10k), in file order (held out)` };
+}
+
+/** The FD reference set of the dataset a model was trained on (see `evalDatasetFor` in classifier.ts). */
+export function referenceSetFor(spec: DataSpec): ReferenceSet {
+  return evalDatasetFor(spec) === 'fashion' ? fashionReferenceSet() : fdReferenceSet();
 }
 
 function count(images: Float32Array, what: string): number {

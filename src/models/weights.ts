@@ -7,7 +7,12 @@ import { DEFAULT_GUIDANCE, type Solver, type VelocityModel } from './sampling';
 import { UNet, type UNetConfig } from './unet';
 import { type Checkpoint, decodeCheckpoint } from '../io/checkpoint-format';
 
-export type DataSpec = { kind: 'mnist' } | { kind: 'idx'; images: string; labels: string } | { kind: 'png'; dir: string };
+export type DataSpec =
+  | { kind: 'mnist' }
+  | { kind: 'fashion' }
+  | { kind: 'idx'; images: string; labels: string }
+  | { kind: 'png'; dir: string }
+  | { kind: 'cifar10'; dir: string };
 
 /** The part of a run's config that fixes what its weights mean. */
 export interface ModelRunConfig {

@@ -1,7 +1,7 @@
 // distillkac eval: FD-LeNet, class consistency and images/s for the teacher and each student.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultClassifierPath } from '../../eval/classifier';
+import { classifierPathFor, evalDatasetFor } from '../../eval/classifier';
 import { evaluate, metricsTable } from '../../eval/evaluate';
 import { DEFAULT_SAMPLE_BATCH, maxSeed } from '../../models/generate';
 import { DEFAULT_GUIDANCE, NFE_PER_STEP, SOLVERS } from '../../models/sampling';
@@ -19,7 +19,7 @@ export const evalCommand = command({
     'teacher-nfe': { type: 'list', default: ['1', '2', '4', '20', '100'], help: 'NFE of the teacher rows' },
     'teacher-solvers': { type: 'list', choices: SOLVERS, default: ['euler', 'ab2'], help: 'solvers of the teacher rows' },
     guidance: { type: 'float', default: DEFAULT_GUIDANCE, help: 'guidance weight of the teacher rows' },
-    classifier: { type: 'path', default: defaultClassifierPath(), help: 'LeNet classifier weights' },
+    classifier: { type: 'path', help: 'LeNet classifier weights (default: the committed classifier of the data the teacher was trained on, checkpoints/classifier/)' },
     seed: { type: 'int', min: 0, max: maxSeed(MAX_SAMPLE_COUNT), default: 0, help: 'seed of the prior draws' },
     'batch-size': { type: 'int', min: 1, default: DEFAULT_SAMPLE_BATCH, help: 'samples per GPU batch (teacher rows run twice that with guidance)' },
     out: { type: 'path', default: 'runs/eval', help: 'output folder (metrics.json, table.md, grids/)' },
@@ -39,10 +39,24 @@ export const evalCommand = command({
     if (!students.length && !solvers.some((s) => nfe.some((n) => Number.isInteger(n / NFE_PER_STEP[s])))) {
       throw new UsageError(`nothing to measure: --teacher-nfe ${nfe.join(',')} is no whole number of ${solvers.join(', ')} steps (midpoint and heun take 2 NFE a step), and no --students`);
     }
-    if (!existsSync(f.classifier)) throw new Error(`cannot read classifier ${f.classifier} (--classifier): no such file`);
+    for (const s of students) {
+      if (s.run.data.kind !== teacher.run.data.kind) throw new UsageError(`--students: ${s.path} was trained on --data ${s.run.data.kind}, the teacher on --data ${teacher.run.data.kind}; evaluate the models of one dataset together`);
+    }
+    let evalData: ReturnType<typeof evalDatasetFor>;
+    try {
+      evalData = evalDatasetFor(teacher.run.data);
+    } catch (e) {
+      throw new UsageError(`${f.teacher}: ${(e as Error).message} (FID is not implemented)`);
+    }
+    let classifier = f.classifier;
+    if (classifier === undefined) {
+      classifier = classifierPathFor(teacher.run.data);
+      if (!existsSync(classifier)) throw new Error(`cannot read classifier ${classifier}, the default for ${f.teacher}'s data: no such file; train it with \`npx tsx scripts/train-classifier.ts --data ${evalData}\`, or pass --classifier`);
+    }
+    if (!existsSync(classifier)) throw new Error(`cannot read classifier ${classifier} (--classifier): no such file`);
     const gpu = await gpuFor(f);
     const rows = await evaluate({
-      teacher, students, classifierPath: f.classifier, count: f.count, teacherNfe: nfe, teacherSolvers: solvers,
+      teacher, students, classifierPath: classifier, count: f.count, teacherNfe: nfe, teacherSolvers: solvers,
       guidance: f.guidance, seed: f.seed, outDir: f.out, batch: f['batch-size'], resume: f.resume,
       onRow: (r, reused) => f.quiet || console.error(`${r.model} ${r.solver} NFE ${r.nfe}: FD-LeNet ${r.fdLenet.toFixed(2)}, class consistency ${(100 * r.classConsistency).toFixed(1)}%, ${r.imagesPerSec.toFixed(1)} images/s${reused ? ' (kept from the earlier run)' : ''}`),
     });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { manualSeed } from '../../engine/index';
 import { loadData } from '../../data/index';
 import { KAC_CLOCKS, KAC_SIGNALS, type KacConfig, kacConfig } from '../../models/kac';
-import { unetConfigFor } from '../../models/unet';
+import { UNET_PRESET_NAMES, unetConfigFor } from '../../models/unet';
 import { type ModelRunConfig, createModel } from '../../models/weights';
 import { samplesDir } from '../../train/images';
 import { trainTeacher } from '../../train/teacher';
@@ -14,7 +14,7 @@ import { gridWriter } from '../grids';
 export const train = command({
   summary: 'Train the Kac-flow teacher (class-conditional, with label dropout for guidance).',
   flags: {
-    preset: { type: 'string', choices: ['tiny', 'small', 'base'], default: 'tiny', help: 'UNet size' },
+    preset: { type: 'string', choices: UNET_PRESET_NAMES, default: 'tiny', help: 'UNet size: tiny, small, base (sized for MNIST 28x28), cifar-small, cifar-paper (sized for RGB 32x32; any preset fits any data)' },
     ...dataFlags,
     ...runFlags({ steps: 1500, batch: 32, lr: 1e-3, warmup: 100 }),
     out: { type: 'path', help: 'output folder (checkpoints, log.jsonl, samples/, ema.safetensors) (default: runs/teacher-<preset>)' },
