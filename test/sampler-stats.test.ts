@@ -108,3 +108,16 @@ describe.each(backends)('velocity statistics on %s', (backend) => {
     expect(plain.velocityMax).toBeUndefined();
   });
 });
+
+describe('velocity summary', () => {
+  it('puts each step against c, (|w| + |1 - w|) c and the exact field bound (|f\'| + g\' c)(|w| + |1 - w|)', async () => {
+    const { velocitySummary, velocityTable } = await import('../src/eval/velocity');
+    const { kacConfig } = await import('../src/models/kac');
+    // a = 25, c = 2, g = t^2 (T = 1): g' = 2t, linear signal |f'| = 1; two steps from 1 to 0
+    const s = velocitySummary({ integrated: [3, 5], cond: [2, 2], uncond: [1, 1] }, kacConfig({ a: 25, c: 2, clock: 't2' }), 0, 1.5);
+    expect(s.guidedFactor).toBe(2);
+    expect(s.steps.map((r) => [r.t0, r.t1, r.bound])).toEqual([[1, 0.5, 2 * (1 + 2 * 2)], [0.5, 0, 2 * (1 + 1 * 2)]]);
+    expect([s.max, s.maxStep]).toEqual([5, 1]);
+    expect(velocityTable(s)).toContain('| 1 | 0.5000 -> 0.0000 | 5.000 | 2.000 | 1.000 | 2 | 4.000 | 6.000 |');
+  });
+});
