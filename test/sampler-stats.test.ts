@@ -2,12 +2,12 @@
 // largest |u| the sampler reports (integrated guided field and both branches) against a host
 // float64 recomputation of the same trajectory.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
+import { dawnGpu } from '../src/engine/runtime/dawn';
+import { BACKENDS } from './helpers/gpu';
 import { type Gpu, type Tensor, ew, setDefaultGpu, tensor } from '../src/engine/index';
 import { type Solver, type VelocityModel, integrate, mergeVelocityMaxima } from '../src/models/sampling';
 import { float64StepOps, runStep, solverStep } from '../src/models/solvers';
 
-const backends = await availableBackends();
 
 // u(x, t, y) = lambda_y sin(x) (1 + t) + 0.3 t: nonlinear in x, time- and label-dependent (2 = null)
 const lam = [0.7, -0.4, 0.2];
@@ -45,7 +45,7 @@ describe('AB-2 with a Heun start (float64 host)', () => {
   });
 });
 
-describe.each(backends)('velocity statistics on %s', (backend) => {
+describe.each(BACKENDS)('velocity statistics on %s', (backend) => {
   let gpu: Gpu;
   beforeAll(async () => {
     gpu = await dawnGpu({ backend });
