@@ -72,6 +72,7 @@ describe('distillkac CLI', () => {
       [['eval', '--teacher', join(MNIST, 'teacher-small.safetensors'), '--students', join(MNIST, 'teacher-small.safetensors')], /--students: .*teacher-small.safetensors is not a distilled student/],
       [['eval', '--teacher', join(MNIST, 'teacher-small.safetensors'), '--teacher-solvers', 'heun', '--teacher-nfe', '1'], /nothing to measure/],
       [['distill', '--teacher', join(MNIST, 'student-4step.safetensors'), '--schedule', '4,1'], /--teacher: .* is a distilled 4-step student/],
+      [['distill', '--teacher', join(MNIST, 'teacher-small.safetensors'), '--teacher-solver', 'euler', '--teacher-ab2-start', 'heun'], /--teacher-ab2-start heun: only an AB-2 teacher/],
       [['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--t-min', '2'], /--t-min: 2 is not below the time horizon T = 1/],
       [['sample', '--checkpoint', join(MNIST, 'student-1step.safetensors'), '--out', tmpdir()], /--out: .* is a folder/],
       [['report', '--run', '/nonexistent/run'], /--run: no such folder \/nonexistent\/run/],

@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../train/checkpoint';
 import { DEFAULT_SAMPLE_BATCH, generateSamples } from '../models/generate';
-import { NFE_PER_STEP, type Solver } from '../models/sampling';
+import { NFE_PER_STEP, type Solver, type VelocityMaxima } from '../models/sampling';
+import { velocitySummary, velocityTable } from './velocity';
 import { evalDatasetFor, loadClassifier } from './classifier';
 import { FD_LENET_COUNT, classConsistency, fdLenet, featureStats, referenceSetFor } from './metrics';
 import { type LoadedWeights, modelFromWeights, studentSteps } from '../models/weights';
@@ -25,7 +26,16 @@ export interface EvalRow {
   grid: string;
   /** sha256 of the weights file the row was measured on (how --resume recognises a finished row) */
   weightsSha256: string;
+  /** network passes per digit: NFE, twice that when the row is sampled with guidance (both branches
+   *  run, in one batch of 2B, for every guided NFE); absent in rows written before it existed */
+  passes?: number;
+  /** largest |u| integrated per sampling step (and of both branches when guided); absent in rows
+   *  written before it existed */
+  velocityMax?: VelocityMaxima;
 }
+
+/** Network passes per digit of a row (rows written before `passes` existed: from model and guidance). */
+export const rowPasses = (r: EvalRow) => r.passes ?? (r.model === 'teacher' && r.guidance !== 1 ? 2 * r.nfe : r.nfe);
 
 export interface EvalOptions {
   teacher: LoadedWeights;
@@ -75,13 +85,15 @@ async function measure(opts: EvalOptions, w: LoadedWeights, solver: Solver, step
   const labels = Int32Array.from({ length: opts.count }, (_, i) => i % unet.numClasses);
   const model = modelFromWeights(w);
   const started = performance.now();
-  const { samples: images, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin ?? studentTMin(w), seed: opts.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: opts.batch ?? DEFAULT_SAMPLE_BATCH });
+  const { samples: images, nfe, velocityMax } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin: opts.tMin ?? studentTMin(w), seed: opts.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: opts.batch ?? DEFAULT_SAMPLE_BATCH, stats: true });
   const secs = (performance.now() - started) / 1000;
   model.dispose();
   const grid = join(opts.outDir, 'grids', `${name}.png`);
   saveGrid(grid, images, Math.min(100, opts.count), shape);
   return {
     nfe,
+    passes: guidance !== 1 ? 2 * nfe : nfe,
+    velocityMax,
     count: opts.count,
     fdLenet: await fdLenet(classifier, images, refStats, { allowCountMismatch: opts.count !== FD_LENET_COUNT }),
     classConsistency: await classConsistency(classifier, images, labels),
@@ -112,7 +124,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalRow[]> {
     const r = done ?? { ...key, ...(await measure(opts, w, solver, steps, sampleGuidance, name, refStats, classifier)) };
     rows.push(r);
     writeFileAtomic(metricsPath, Buffer.from(`${JSON.stringify({ settings, rows }, null, 2)}\n`));
-    writeFileAtomic(join(opts.outDir, 'table.md'), Buffer.from(metricsTable(rows)));
+    writeFileAtomic(join(opts.outDir, 'table.md'), Buffer.from(metricsTable(rows, opts.teacher.run.kac.c)));
+    writeFileAtomic(join(opts.outDir, 'velocity.md'), Buffer.from(velocityReport(rows, opts)));
     opts.onRow?.(r, done !== undefined);
   };
   for (const solver of opts.teacherSolvers) {
@@ -135,11 +148,34 @@ export async function evaluate(opts: EvalOptions): Promise<EvalRow[]> {
   return rows;
 }
 
-export function metricsTable(rows: EvalRow[]): string {
-  const lines = ['| model | solver | NFE | guidance | FD-LeNet | class consistency | images/s |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |'];
+/** The footnote every table of rows carries. */
+export const PASSES_NOTE = 'NFE counts a guided evaluation once, but it runs two network passes (conditional and unconditional branch, one batch of 2B): "passes" is network passes per digit. Students are sampled unguided (their guidance is baked in). "max |u|" is the largest |u| integrated at any sampling step, in units of c (per-step tables: velocity.md).';
+
+/** max |u| / c of a row (its KacConfig's c), or '-' for rows measured before it was recorded. */
+const maxOverC = (r: EvalRow, c: number) => (r.velocityMax ? `${(Math.max(...r.velocityMax.integrated) / c).toFixed(2)} c` : '-');
+
+export function metricsTable(rows: EvalRow[], c?: number): string {
+  const withU = c !== undefined;
+  const lines = [
+    `| model | solver | NFE | passes | guidance | FD-LeNet | class consistency | images/s |${withU ? ' max \\|u\\| |' : ''}`,
+    `| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |${withU ? ' ---: |' : ''}`,
+  ];
   for (const r of rows) {
     const name = r.model === 'teacher' ? 'teacher' : `student (${r.steps}-step)`;
-    lines.push(`| ${name} | ${r.solver} | ${r.nfe} | ${r.guidance} | ${r.fdLenet.toFixed(2)} | ${(100 * r.classConsistency).toFixed(1)}% | ${r.imagesPerSec.toFixed(1)} |`);
+    lines.push(`| ${name} | ${r.solver} | ${r.nfe} | ${rowPasses(r)} | ${r.guidance} | ${r.fdLenet.toFixed(2)} | ${(100 * r.classConsistency).toFixed(1)}% | ${r.imagesPerSec.toFixed(1)} |${withU ? ` ${maxOverC(r, c)} |` : ''}`);
   }
-  return `${lines.join('\n')}\n`;
+  return `${lines.join('\n')}\n\n${PASSES_NOTE}\n`;
+}
+
+/** velocity.md: one per-step table of the largest |u| per row, against c and the guided bound. */
+function velocityReport(rows: EvalRow[], opts: EvalOptions): string {
+  const parts = [`# Largest |u| per sampling step\n\nPer row, over its ${opts.count} digits: the field integrated (guided rows: the guided mix, and each branch), against c, (|w| + |1 - w|) c and the bound of the exact marginal field, (|f'(t)| + g'(t) c)(|w| + |1 - w|) for data in [-1, 1]. Students: w is the guidance baked in.\n`];
+  for (const r of rows) {
+    if (!r.velocityMax) continue;
+    const w = r.model === 'teacher' ? opts.teacher : opts.students.find((s) => studentSteps(s) === r.steps)!;
+    const tMin = opts.tMin ?? studentTMin(w) ?? 1e-5; // (measure's default end time)
+    parts.push(`## ${r.model === 'teacher' ? `teacher, ${r.solver}, ${r.steps} steps, w = ${r.guidance}` : `student (${r.steps}-step), distilled with w = ${r.guidance}`}\n`);
+    parts.push(velocityTable(velocitySummary(r.velocityMax, w.run.kac, tMin, r.guidance)));
+  }
+  return parts.join('\n');
 }

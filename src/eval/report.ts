@@ -2,7 +2,7 @@
 // PNGs), and every training log under the folder drawn as an SVG loss curve.
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { EvalRow } from './evaluate';
+import { type EvalRow, PASSES_NOTE, rowPasses } from './evaluate';
 
 interface LogPoint {
   step: number;
@@ -57,11 +57,11 @@ export function writeReport(root: string, title = 'DistillKac report'): string {
     // eval folders written before `settings` existed kept the count at the top level
     const m = JSON.parse(readFileSync(metricsPath, 'utf8')) as { settings?: { count: number }; count?: number; rows: EvalRow[] };
     parts.push(`<h2>Metrics</h2><p>${m.settings?.count ?? m.count} generated digits per row; FD-LeNet against 2,000 real digits (lower is better); class consistency = share labelled as the requested class by our LeNet classifier.</p>`);
-    parts.push('<table><tr><th>model</th><th>solver</th><th>NFE</th><th>guidance</th><th>FD-LeNet</th><th>class consistency</th><th>images/s</th></tr>');
+    parts.push('<table><tr><th>model</th><th>solver</th><th>NFE</th><th>guidance</th><th>FD-LeNet</th><th>class consistency</th><th>images/s</th><th>passes</th><th>max |u|</th></tr>');
     for (const r of m.rows) {
-      parts.push(`<tr><td>${r.model === 'teacher' ? 'teacher' : `student (${r.steps}-step)`}</td><td>${r.solver}</td><td>${r.nfe}</td><td>${r.guidance}</td><td>${r.fdLenet.toFixed(2)}</td><td>${(100 * r.classConsistency).toFixed(1)}%</td><td>${r.imagesPerSec.toFixed(1)}</td></tr>`);
+      parts.push(`<tr><td>${r.model === 'teacher' ? 'teacher' : `student (${r.steps}-step)`}</td><td>${r.solver}</td><td>${r.nfe}</td><td>${r.guidance}</td><td>${r.fdLenet.toFixed(2)}</td><td>${(100 * r.classConsistency).toFixed(1)}%</td><td>${r.imagesPerSec.toFixed(1)}</td><td>${rowPasses(r)}</td><td>${r.velocityMax ? Math.max(...r.velocityMax.integrated).toFixed(2) : '-'}</td></tr>`);
     }
-    parts.push('</table><h2>Samples</h2><div class="grids">');
+    parts.push(`</table><p>${esc(PASSES_NOTE.replace(/ in units of c \(per-step tables: velocity.md\)/, ' (per-step tables: eval/velocity.md)'))}</p><h2>Samples</h2><div class="grids">`);
     for (const r of m.rows) {
       const grid = existsSync(r.grid) ? r.grid : join(root, 'eval', 'grids', r.grid.split('/').pop()!);
       if (!existsSync(grid)) continue;

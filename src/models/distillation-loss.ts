@@ -2,7 +2,7 @@
 // frozen teacher with M_T = N * M_S steps lands: supervised only at the two ends of each long
 // interval. The student takes ONE Euler step over the interval; the teacher takes N sub-steps.
 import { Tensor, noGrad, tensor } from '../engine/index';
-import { type Guidance, type Solver, type VelocityModel, integrate } from './sampling';
+import { type Ab2Start, type Guidance, type Solver, type VelocityModel, integrate } from './sampling';
 
 /** The frozen teacher as seen by a distillation stage. */
 export interface DistillTeacher {
@@ -12,6 +12,9 @@ export interface DistillTeacher {
   solver: Solver;
   /** guidance applied to the teacher (the original Kac teacher); a distilled student has it baked in */
   guidance?: Guidance;
+  /** how an AB-2 teacher starts each interval (no velocity history crosses interval boundaries):
+   *  'euler' (default, as the committed students were made) or 'heun' */
+  ab2Start?: Ab2Start;
 }
 
 export interface StudentGrid {
@@ -32,7 +35,7 @@ export async function teacherEndpoint(teacher: DistillTeacher, grid: StudentGrid
   }
   const sub = teacher.steps / grid.steps;
   const { x } = await noGrad(() =>
-    integrate({ model: teacher.model, x: xt, tStart: t, dt: intervalLength(grid) / sub, steps: sub, solver: teacher.solver, labels, guidance: teacher.guidance }),
+    integrate({ model: teacher.model, x: xt, tStart: t, dt: intervalLength(grid) / sub, steps: sub, solver: teacher.solver, labels, guidance: teacher.guidance, ab2Start: teacher.ab2Start }),
   );
   return x;
 }

@@ -4,7 +4,7 @@
 // models only): the CLI and the browser page call this same function, so a seed gives the same digits.
 import { noGrad } from '../engine/index';
 import type { KacConfig } from './kac';
-import { type Guidance, type Solver, type VelocityModel, sample } from './sampling';
+import { type Guidance, type Solver, type VelocityMaxima, type VelocityModel, mergeVelocityMaxima, sample } from './sampling';
 
 export interface GenerateOptions {
   model: VelocityModel;
@@ -23,6 +23,8 @@ export interface GenerateOptions {
   batchSize?: number;
   /** called after each batch with the number of samples done */
   onBatch?: (done: number) => void;
+  /** measure the largest |u| per sampling step over all samples (`velocityMax`) */
+  stats?: boolean;
 }
 
 export const DEFAULT_SAMPLE_BATCH = 250;
@@ -42,17 +44,19 @@ export function checkSeed(seed: number, count: number): void {
 }
 
 /** Samples [K, ...sampleShape] in [-1, 1] on the host, and the NFE per sample. */
-export async function generateSamples(opts: GenerateOptions): Promise<{ samples: Float32Array; nfe: number }> {
+export async function generateSamples(opts: GenerateOptions): Promise<{ samples: Float32Array; nfe: number; velocityMax?: VelocityMaxima }> {
   const count = opts.labels.length;
   checkSeed(opts.seed, count);
   const per = opts.sampleShape.reduce((a, b) => a * b, 1);
   const batch = opts.batchSize ?? DEFAULT_SAMPLE_BATCH;
   const all = new Float32Array(count * per);
   let nfe = 0;
+  let velocityMax: VelocityMaxima | undefined;
   await noGrad(async () => {
     for (let i = 0; i < count; i += batch) {
       const part = opts.labels.subarray(i, Math.min(count, i + batch));
-      const res = await sample({ model: opts.model, labels: part, sampleShape: opts.sampleShape, steps: opts.steps, solver: opts.solver, kac: opts.kac, tMin: opts.tMin, seed: batchSeed(opts.seed, i), guidance: opts.guidance });
+      const res = await sample({ model: opts.model, labels: part, sampleShape: opts.sampleShape, steps: opts.steps, solver: opts.solver, kac: opts.kac, tMin: opts.tMin, seed: batchSeed(opts.seed, i), guidance: opts.guidance, stats: opts.stats });
+      if (res.velocityMax) velocityMax = mergeVelocityMaxima(velocityMax, res.velocityMax);
       all.set((await res.samples.toArray()) as Float32Array, i * per);
       res.samples.dispose();
       for (let j = i * per; j < (i + part.length) * per; j++) all[j] = Math.min(1, Math.max(-1, all[j])); // images live in [-1, 1]
@@ -60,5 +64,5 @@ export async function generateSamples(opts: GenerateOptions): Promise<{ samples:
       opts.onBatch?.(i + part.length);
     }
   });
-  return { samples: all, nfe };
+  return { samples: all, nfe, ...(velocityMax ? { velocityMax } : {}) };
 }

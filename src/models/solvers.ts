@@ -22,22 +22,31 @@ export interface StepOps<S> {
   heun(x: S, h: number, u: S, v: S): S;
 }
 
+/** How AB-2 takes a step without a previous velocity (the first step of an integration): `euler`
+ *  (first order, 1 NFE, the default) or `heun` (second order, 2 NFE; its start velocity becomes the
+ *  next step's previous velocity, as an exact history would). */
+export type Ab2Start = 'euler' | 'heun';
+export const AB2_STARTS: readonly Ab2Start[] = ['euler', 'heun'];
+
 /** Where in the step [t, t - dt] a velocity is asked for. */
 export type StepTime = 'start' | 'mid' | 'end';
 
 /**
  * One step of `solver` from x at the step's start: yields each point whose velocity it needs (one
  * NFE each) and receives that velocity; returns the new x and the velocity AB-2 keeps for the next
- * step (`prev`, null on the first step: AB-2 starts with an Euler step). A generator, so the GPU
- * path drives it synchronously inside a memory scope and the host path with awaits.
+ * step (`prev`, null on the first step: AB-2 then starts with an Euler step, or a Heun step when
+ * `ab2Start` is 'heun'). A generator, so the GPU path drives it synchronously inside a memory scope
+ * and the host path with awaits.
  */
-export function* solverStep<S>(solver: Solver, ops: StepOps<S>, dt: number, x: S, prev: S | null): Generator<{ x: S; at: StepTime }, { x: S; u: S | null }, S> {
+export function* solverStep<S>(solver: Solver, ops: StepOps<S>, dt: number, x: S, prev: S | null, ab2Start: Ab2Start = 'euler'): Generator<{ x: S; at: StepTime }, { x: S; u: S | null }, S> {
   const u = yield { x, at: 'start' };
   switch (solver) {
     case 'euler':
       return { x: ops.euler(x, dt, u), u: null };
     case 'ab2':
-      return { x: prev ? ops.ab2(x, dt, u, prev) : ops.euler(x, dt, u), u };
+      if (prev) return { x: ops.ab2(x, dt, u, prev), u };
+      if (ab2Start === 'heun') return { x: ops.heun(x, dt, u, yield { x: ops.euler(x, dt, u), at: 'end' }), u };
+      return { x: ops.euler(x, dt, u), u };
     case 'midpoint':
       return { x: ops.euler(x, dt, yield { x: ops.half(x, dt, u), at: 'mid' }), u: null };
     case 'heun':

@@ -8,7 +8,7 @@ import { type Module, Tensor, ew, tensor } from '../engine/index';
 import { Philox } from '../engine/philox';
 import { type KacConfig, kacPrior, kacTrainingBatch } from '../models/kac';
 import { type DistillTeacher, type StudentGrid, endpointLoss, intervalStart, teacherEndpoint } from '../models/distillation-loss';
-import { type Guidance, type Solver, type VelocityModel, integrate } from '../models/sampling';
+import { type Ab2Start, type Guidance, type Solver, type VelocityModel, integrate } from '../models/sampling';
 import { type HostTensors, assertSameConfig, readCheckpoint } from './checkpoint';
 import type { Dataset } from '../data/index';
 import { type LoopResult, type RunOptions, trainLoop } from './loop';
@@ -90,6 +90,8 @@ export interface StagesOptions<M extends Module & VelocityModel> extends Omit<St
   stageSteps?: (stage: number) => number;
   teacherWeights: HostTensors;
   teacherSolver: Solver;
+  /** how the original AB-2 teacher starts each student interval (default 'euler') */
+  teacherAb2Start?: Ab2Start;
   guidance: Guidance;
 }
 
@@ -112,7 +114,7 @@ export function weightsDigest(weights: HostTensors): string {
 
 /** Run (or resume, or skip when finished) every stage of the schedule in order. */
 export async function distillStages<M extends Module & VelocityModel>(opts: StagesOptions<M>): Promise<StageResult[]> {
-  const { root, schedule, stageSteps, teacherWeights, teacherSolver, guidance, ...studentOpts } = opts;
+  const { root, schedule, stageSteps, teacherWeights, teacherSolver, teacherAb2Start, guidance, ...studentOpts } = opts;
   if (schedule.length < 2) throw new Error('distillation schedule needs a teacher step count and at least one student step count, e.g. 100,20,4,2,1');
   schedule.slice(1).forEach((s, i) => {
     if (!Number.isInteger(s) || s < 1 || schedule[i] % s !== 0) throw new Error(`distillation schedule ${schedule.join(' -> ')}: each count must divide the one before it`);
@@ -122,7 +124,7 @@ export async function distillStages<M extends Module & VelocityModel>(opts: Stag
   const teacherModel: M = opts.createModel();
   teacherModel.loadStateDict(weights);
   teacherModel.requiresGrad(false);
-  let teacher: DistillTeacher = { model: teacherModel, steps: schedule[0], solver: opts.teacherSolver, guidance: opts.guidance };
+  let teacher: DistillTeacher = { model: teacherModel, steps: schedule[0], solver: opts.teacherSolver, guidance: opts.guidance, ab2Start: teacherAb2Start };
   for (let k = 1; k < schedule.length; k++) {
     const steps = schedule[k];
     const dir = join(opts.root, `stage${k}-${steps}step`);

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { classifierPathFor, evalDatasetFor } from '../../eval/classifier';
-import { evaluate, metricsTable } from '../../eval/evaluate';
+import { evaluate, metricsTable, rowPasses } from '../../eval/evaluate';
 import { DEFAULT_SAMPLE_BATCH, maxSeed } from '../../models/generate';
 import { DEFAULT_GUIDANCE, NFE_PER_STEP, SOLVERS } from '../../models/sampling';
 import { studentSteps } from '../../models/weights';
@@ -58,10 +58,10 @@ export const evalCommand = command({
     const rows = await evaluate({
       teacher, students, classifierPath: classifier, count: f.count, teacherNfe: nfe, teacherSolvers: solvers,
       guidance: f.guidance, seed: f.seed, outDir: f.out, batch: f['batch-size'], resume: f.resume,
-      onRow: (r, reused) => f.quiet || console.error(`${r.model} ${r.solver} NFE ${r.nfe}: FD-LeNet ${r.fdLenet.toFixed(2)}, class consistency ${(100 * r.classConsistency).toFixed(1)}%, ${r.imagesPerSec.toFixed(1)} images/s${reused ? ' (kept from the earlier run)' : ''}`),
+      onRow: (r, reused) => f.quiet || console.error(`${r.model} ${r.solver} NFE ${r.nfe} (${rowPasses(r)} network passes): FD-LeNet ${r.fdLenet.toFixed(2)}, class consistency ${(100 * r.classConsistency).toFixed(1)}%, ${r.imagesPerSec.toFixed(1)} images/s${reused ? ' (kept from the earlier run)' : ''}`),
     });
-    console.log(metricsTable(rows));
-    console.log(`written: ${join(f.out, 'metrics.json')}, ${join(f.out, 'table.md')}`);
+    console.log(metricsTable(rows, teacher.run.kac.c));
+    console.log(`written: ${join(f.out, 'metrics.json')}, ${join(f.out, 'table.md')}, ${join(f.out, 'velocity.md')} (largest |u| per sampling step)`);
     gpu.destroy();
   },
 });

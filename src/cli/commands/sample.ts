@@ -7,6 +7,7 @@ import { DEFAULT_GUIDANCE, SOLVERS } from '../../models/sampling';
 import { modelFromWeights, samplingDefaults, studentSteps } from '../../models/weights';
 import { loadWeights, writeFileAtomic } from '../../train/checkpoint';
 import { saveGrid } from '../../train/images';
+import { velocitySummary, velocityTable } from '../../eval/velocity';
 import { MAX_SAMPLE_COUNT, checkTMin, commonFlags, gpuFor } from '../common';
 import { UsageError, command } from '../flags';
 
@@ -34,6 +35,7 @@ export const sampleCommand = command({
     out: { type: 'path', default: 'samples.png', help: 'PNG grid' },
     dump: { type: 'path', help: 'also write samples [K,C,H,W] (F32, in [-1,1]) and labels [K] (I32) as safetensors' },
     't-min': { type: 'float', min: 0, help: 'end time (default: a student\'s own t-min from distill, 1e-5 for a teacher)' },
+    stats: { type: 'bool', default: false, help: 'print, per sampling step, the largest |u| integrated (and, guided, of each branch) against c and (|w| + |1 - w|) c' },
     ...commonFlags,
   },
   async run(f) {
@@ -54,13 +56,20 @@ export const sampleCommand = command({
     const model = modelFromWeights(w);
     const started = performance.now();
     // the same function as the browser page (web/main.ts): the same seed gives the same samples
-    const { samples: all, nfe } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin, seed: f.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: f['batch-size'] });
+    const { samples: all, nfe, velocityMax } = await generateSamples({ model, labels, sampleShape: shape, steps, solver, kac: w.run.kac, tMin, seed: f.seed, guidance: { scale: guidance, nullClass: unet.numClasses }, batchSize: f['batch-size'], stats: f.stats });
     const secs = (performance.now() - started) / 1000;
     saveGrid(f.out, all, count, shape);
     if (f.dump) {
       writeFileAtomic(f.dump, encodeSafetensors({ samples: { dtype: 'F32', shape: [count, ...shape], data: all }, labels: { dtype: 'I32', shape: [count], data: labels } }, { checkpoint: f.checkpoint, steps: String(steps), solver, guidance: String(guidance), seed: String(f.seed) }));
     }
-    console.log(`${count} samples, ${steps} steps (${solver}, NFE ${nfe}), guidance ${guidance}: ${f.out}${f.dump ? ` and ${f.dump}` : ''} (${(count / secs).toFixed(1)} images/s)`);
+    const passes = guidance !== 1 ? `, ${2 * nfe} network passes: a guided NFE runs both branches` : '';
+    console.log(`${count} samples, ${steps} steps (${solver}, NFE ${nfe}${passes}), guidance ${guidance}: ${f.out}${f.dump ? ` and ${f.dump}` : ''} (${(count / secs).toFixed(1)} images/s)`);
+    if (velocityMax) {
+      console.log(`\nlargest |u| per step over the ${count} samples (the field integrated${guidance !== 1 ? ', and its two branches' : ''}):\n`);
+      // a student's bound is that of the guided field it was distilled from (its guidance is baked in)
+      const boundW = own && guidance === 1 ? Number(w.run.guidance ?? 1) : guidance;
+      console.log(velocityTable(velocitySummary(velocityMax, w.run.kac, tMin, boundW)));
+    }
     model.dispose();
     gpu.destroy();
   },
