@@ -22,15 +22,15 @@ if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package
   npm ci --no-audit --no-fund
 fi
 
-# Debian's Chromium for the browser page's test (test/browser.test.ts drives /usr/bin/chromium with
+# Debian's Chromium for the browser page's test (test/package.test.ts drives /usr/bin/chromium with
 # playwright-core; no browser is ever downloaded). Its bundled SwiftShader gives WebGPU without a GPU.
 if [ "$tests" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing Debian's chromium (for test/browser.test.ts)"
+    echo "setup: installing Debian's chromium (for test/package.test.ts)"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
   else
-    echo "setup: /usr/bin/chromium is missing: install Debian's chromium (as root: apt-get install chromium) for test/browser.test.ts" >&2
+    echo "setup: /usr/bin/chromium is missing: install Debian's chromium (as root: apt-get install chromium) for test/package.test.ts" >&2
   fi
 fi
 

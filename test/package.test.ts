@@ -4,13 +4,15 @@
 // TypeScript consumer type-checks under --strict against the shipped types, `npx distillkac sample`
 // runs the packaged 1-step student, vite bundles the repository's web page against the installed
 // `distillkac` with no Node module and no Dawn in it (while `distillkac/node` in a browser build
-// fails, naming the browser entry); and `npm publish --dry-run` has nothing to warn about.
+// fails, naming the browser entry), and that page is opened in Chromium (test/helpers/browser-page.ts);
+// and `npm publish --dry-run` has nothing to warn about.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSafetensors } from '../src/io/safetensors';
+import { describeBrowserPage } from './helpers/browser-page';
 import { writeConsumerProject } from './helpers/consumer';
 
 const ROOT = join(__dirname, '..');
@@ -117,6 +119,9 @@ describe('the packed npm package, installed offline into an empty project', () =
     expect(bad.stdout + bad.stderr).toMatch(/'distillkac\/node' is Node-only .* import from 'distillkac', the browser entry/);
   });
 });
+
+// the page the test above built from the installed package
+describeBrowserPage(() => join(app, 'web', 'dist'));
 
 const CONSUMER_TS = `import { type Gpu, Linear, Tensor, UNet, decodeSafetensors, generateSamples, requestGpuFrom, scope, tensor, weightsFromBytes, modelFromWeights } from 'distillkac';
 import { initGpu, loadData, trainLoop, evaluate, saveCheckpoint } from 'distillkac/node';
