@@ -279,6 +279,9 @@ export interface TuneOptions {
   minMs?: number;
   /** stop tuning after this many ms; classes left keep their default and stay pending. Default: none */
   budgetMs?: number;
+  /** time at most this many candidates per class, the default and those after it in order of
+   *  preference (each one compiles a kernel first). Default: all */
+  maxCandidates?: number;
 }
 
 /**
@@ -327,6 +330,7 @@ export async function tuneGemms(gpu: Gpu, opts: TuneOptions = {}): Promise<TuneR
     let best: { v: Variant; ms: number } = { v: first, ms: firstMs };
     const seen = new Set<string>([anyVariantKey(first)]);
     for (const v of item.problem.candidates(caps)) {
+      if (timings.length >= (opts.maxCandidates ?? Infinity)) break;
       const key = anyVariantKey(v);
       if (seen.has(key)) continue;
       seen.add(key);
