@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableBackends, dawnGpu } from '../src/engine/runtime/dawn';
+import { dawnGpu } from '../src/engine/runtime/dawn';
 import { type Gpu, noGrad, setDefaultGpu, tensor } from '../src/engine/index';
 import { Philox } from '../src/engine/philox';
 import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors';
@@ -19,6 +19,7 @@ import { loadWeights, readCheckpoint } from '../src/train/checkpoint';
 import { modelFromWeights } from '../src/models/weights';
 import { UNet, unetPresets } from '../src/models/unet';
 import { encodeCheckpoint } from '../src/io/checkpoint-format';
+import { CLI_BACKEND } from './helpers/gpu';
 
 const ROOT = join(__dirname, '..');
 const INTEROP = join(ROOT, 'interop', 'pytorch');
@@ -28,8 +29,7 @@ const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
 const LONG = 1_200_000;
 
 const hasTorch = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
-const only = process.env.DISTILLKAC_TEST_BACKENDS?.split(',').map((s) => s.trim()).filter(Boolean);
-const backend = (await availableBackends()).find((b) => !only || only.includes(b));
+const backend = CLI_BACKEND;
 
 /** Run the twin (`python -m distillkac_torch ...` or a script in interop/pytorch); throws with its stderr on failure. */
 function py(args: string[], opts: { ok?: boolean; env?: Record<string, string> } = {}) {
@@ -41,7 +41,7 @@ function py(args: string[], opts: { ok?: boolean; env?: Record<string, string> }
   return r;
 }
 const twin = (args: string[], ok = true) => py(['-m', 'distillkac_torch', ...args], { ok });
-/** Our CLI (the adapter of DISTILLKAC_TEST_BACKENDS, else its default). */
+/** Our CLI, on the adapter of our in-process side (CLI_BACKEND: the CLI's own default on a software GPU). */
 function cli(args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args, '--quiet', ...(backend ? ['--backend', backend] : [])], { encoding: 'utf8', timeout: LONG });
   if (r.status !== 0) throw new Error(`distillkac ${args.join(' ')} exited ${r.status}:\n${r.stderr}\n${r.stdout}`);

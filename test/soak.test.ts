@@ -20,10 +20,10 @@ import { describe, expect, it } from 'vitest';
 import { dawnGpu } from '../src/engine/runtime/dawn';
 import { setDefaultGpu } from '../src/engine/index';
 import { type SoakSample, judgeSoak, soak } from '../src/train/soak';
-import { BACKENDS } from './helpers/gpu';
+import { CLI_BACKEND } from './helpers/gpu';
 
 const MiB = 2 ** 20;
-const backend = BACKENDS.includes('opengl') ? 'opengl' : BACKENDS[0];
+const backend = CLI_BACKEND;
 
 describe('soak verdict', () => {
   const series = (f: (k: number) => Partial<SoakSample>): SoakSample[] =>

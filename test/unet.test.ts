@@ -3,7 +3,7 @@
 // parameter names), the sinusoidal time embedding against its float64 formula, and the 2-D MLP.
 // The numerical checks (embedding, attention, MLP against float64) run once per available backend;
 // the wiring checks (shapes, zero output, gradients reaching every parameter, the null class,
-// overfitting) on the first one, since every op they use is checked on every backend in ops.test.ts
+// overfitting) on one (the CLI's, whose kernels the CLI tests then find compiled), since every op they use is checked on every backend in ops.test.ts
 // and autodiff.test.ts, and a whole UNet on the OpenGL backend trains in soak.test.ts. Pipeline
 // compilation dominates the cost on the software GPUs (a cold cache compiles a few hundred pipelines),
 // so the wiring tests share one model shape and batch, and wide presets are built at a narrower width.
@@ -14,7 +14,7 @@ import { timestepEmbedding, timestepEmbeddingReference } from '../src/models/emb
 import { VelocityMlp } from '../src/models/mlp2d';
 import { AttentionBlock, UNet, type UNetConfig, unetFlops, unetPresets } from '../src/models/unet';
 import * as R from './reference';
-import { BACKENDS } from './helpers/gpu';
+import { BACKENDS, CLI_BACKEND } from './helpers/gpu';
 
 /** The test model: the tiny preset at batch 4, the shapes of the CLI, soak and PyTorch-twin tests, so
  *  that their processes find its kernels in Mesa's shader cache instead of compiling them again. */
@@ -164,10 +164,10 @@ describe.each(BACKENDS)('velocity networks on %s', (backend) => {
   });
 });
 
-describe(`UNet wiring [${BACKENDS[0]}]`, () => {
+describe(`UNet wiring [${CLI_BACKEND}]`, () => {
   let gpu: Gpu;
   beforeAll(async () => {
-    gpu = await dawnGpu({ backend: BACKENDS[0] });
+    gpu = await dawnGpu({ backend: CLI_BACKEND });
     setDefaultGpu(gpu);
     manualSeed(2024);
   });

@@ -11,6 +11,11 @@ const found = await availableBackends();
 const only = process.env.DISTILLKAC_TEST_BACKENDS?.split(',').map((s) => s.trim()).filter(Boolean);
 export const BACKENDS = only ? found.filter((b) => only.includes(b)) : found;
 
+/** OpenGL where present (the adapter the CLI opens on a machine whose only GPU is Mesa's software
+ *  one), else the first backend. Suites that are not about numerics run there, so that they and the
+ *  CLI's processes compile the same kernels once: Mesa's shader cache is shared between processes. */
+export const CLI_BACKEND = BACKENDS.includes('opengl') ? 'opengl' : BACKENDS[0];
+
 /**
  * Register `body`'s tests once per available backend, each group in its own `describe` named
  * `name [backend]`. The device is created in beforeAll (and made the default for new tensors) and
