@@ -1,7 +1,8 @@
 // Tensor: a shape and a GPU buffer, plus how it was made (for reverse mode) and which memory scope
 // owns it. Ops live in ops/*.ts and are attached to the prototype there.
-import type { Gpu } from './runtime/gpu';
+import type { Binding, Gpu } from './runtime/gpu';
 import { type StridedView, elementwiseKernel } from '../kernels/elementwise';
+import { copyMultiKernel } from '../kernels/optim';
 
 export type DType = 'f32' | 'i32';
 export type Shape = readonly number[];
@@ -36,23 +37,50 @@ const scopes: Set<Tensor>[] = [];
 let nextId = 1;
 
 /** A GPU buffer shared by a tensor, its reshaped views and the lazy tensors that will read it;
- *  returned to the pool with the last reference. */
+ *  returned to the pool with the last reference. A storage made by `range` is a byte range of
+ *  another (a parameter or gradient inside a model's arena): it holds its parent while referenced
+ *  and never frees the buffer itself. */
 export class Storage {
   readonly id = nextId++;
   refs = 0;
   /** lazy tensors whose expression reads this buffer (realized before anyone writes it in place);
-   *  weak, so a forgotten lazy tensor can still be garbage-collected */
-  readonly readers = new Map<number, WeakRef<Tensor>>();
+   *  weak, so a forgotten lazy tensor can still be garbage-collected. A range shares its root's
+   *  map, so writing any part of an arena realizes every lazy reader of it. */
+  readonly readers: Map<number, WeakRef<Tensor>>;
   constructor(
     readonly gpu: Gpu,
     readonly buffer: GPUBuffer,
-  ) {}
+    readonly byteOffset = 0,
+    /** bytes of the range (the whole buffer when not a range) */
+    readonly byteLength = buffer.size,
+    private readonly parent: Storage | null = null,
+  ) {
+    this.readers = parent ? parent.readers : new Map();
+  }
+  /** `bytes` from `byteOffset` (relative to this storage) as a storage of its own. */
+  range(byteOffset: number, bytes: number): Storage {
+    const root = this.parent ?? this;
+    return new Storage(this.gpu, this.buffer, this.byteOffset + byteOffset, bytes, root);
+  }
+  get isRange(): boolean {
+    return this.parent !== null;
+  }
+  /** The storage owning the whole buffer (itself when not a range). */
+  get root(): Storage {
+    return this.parent ?? this;
+  }
+  /** What a kernel binds: the whole buffer, or the range. */
+  get binding(): Binding {
+    return this.parent ? { buffer: this.buffer, offset: this.byteOffset, size: this.byteLength } : this.buffer;
+  }
   retain(): this {
-    this.refs++;
+    if (this.refs++ === 0) this.parent?.retain();
     return this;
   }
   releaseRef(): void {
-    if (--this.refs === 0) this.gpu.release(this.buffer);
+    if (--this.refs > 0) return;
+    if (this.parent) this.parent.releaseRef();
+    else this.gpu.release(this.buffer);
   }
 }
 
@@ -197,6 +225,9 @@ export class Tensor {
   readonly size: number;
   requiresGrad = false;
   grad: Tensor | null = null;
+  /** where backward() writes this leaf's gradient: its range of a gradient arena (see
+   *  ParameterArena); null for a gradient in a buffer of its own */
+  gradSlot: Storage | null = null;
   node: GradNode | null = null;
   private storage: Storage | null;
   /** set while the tensor is an unlaunched elementwise expression */
@@ -238,8 +269,9 @@ export class Tensor {
     this.lazy = null;
   }
 
-  /** Launch the lazy expression into a buffer of its own. */
-  private realize(): void {
+  /** Launch the lazy expression into `target` (a range of an arena, as large as the tensor), or a
+   *  buffer of its own. */
+  private realize(target?: Storage): void {
     const lazy = this.lazy!;
     // canonical names (x0.. for leaves, t0.. for statements) so equal graphs share one pipeline
     const leafNames = [...lazy.leaves.keys()];
@@ -250,8 +282,8 @@ export class Tensor {
     const body = lets.map(([id, code]) => `let ${letIndex.get(`v${id}`)} = ${rename(code)};`);
     const views = leafNames.map((n) => lazy.leaves.get(n)!.view);
     const kernel = elementwiseKernel(lazy.name, this.shape, views, letIndex.get(`v${lazy.result}`)!, this.dtype, body);
-    const storage = new Storage(this.gpu, this.gpu.alloc(Math.max(1, this.size) * 4));
-    if (this.size > 0) this.gpu.dispatch(kernel, [...leafNames.map((n) => lazy.leaves.get(n)!.storage.buffer), storage.buffer]);
+    const storage = target ?? new Storage(this.gpu, this.gpu.alloc(Math.max(1, this.size) * 4));
+    if (this.size > 0) this.gpu.dispatch(kernel, [...leafNames.map((n) => lazy.leaves.get(n)!.storage.binding), storage.binding]);
     this.releaseLeaves();
     this.storage = storage.retain();
     finalizer.register(this, { storages: [storage] }, this);
@@ -264,8 +296,7 @@ export class Tensor {
 
   /** The storage, realizing a lazy tensor first (for leaves of a fused expression). */
   get storageForRead(): Storage {
-    this.buffer;
-    return this.storage!;
+    return this.live;
   }
 
   /** A new uninitialised tensor on `gpu` (contents are whatever the pooled buffer held). */
@@ -279,17 +310,62 @@ export class Tensor {
     return new Tensor(this.storageForRead, shape, this.dtype);
   }
 
-  get buffer(): GPUBuffer {
+  /** The storage of a realized tensor (launching a lazy one); throws on a disposed tensor. */
+  private get live(): Storage {
     if (this.lazy) this.realize();
     if (!this.storage) throw new Error(`use of a disposed tensor of shape ${formatShape(this.shape)} (it was freed by dispose() or by the scope that created it; return it from the scope or keep() it)`);
-    return this.storage.buffer;
+    return this.storage;
   }
 
-  /** The buffer, for a kernel that writes it in place: lazy tensors still reading it launch first. */
+  /** The whole GPU buffer. A tensor inside an arena (a packed parameter or its gradient) has none of
+   *  its own: bind it with `binding`, address it with `byteOffset`. */
+  get buffer(): GPUBuffer {
+    const storage = this.live;
+    if (storage.isRange) {
+      throw new Error(`tensor of shape ${formatShape(this.shape)} is a range at byte ${storage.byteOffset} of an arena buffer (a packed parameter or gradient): bind it with .binding / .writableBinding, copy from .byteOffset`);
+    }
+    return storage.buffer;
+  }
+
+  /** What a kernel binds to read this tensor: its buffer, or its range of an arena. */
+  get binding(): Binding {
+    return this.live.binding;
+  }
+
+  /** Byte offset of the tensor in its buffer (non-zero only inside an arena). */
+  get byteOffset(): number {
+    return this.live.byteOffset;
+  }
+
+  /** The binding, for a kernel that writes it in place: lazy tensors still reading it launch first. */
+  get writableBinding(): Binding {
+    const storage = this.live;
+    for (const reader of [...storage.readers.values()]) reader.deref()?.live;
+    return storage.binding;
+  }
+
+  /** `writableBinding` of a tensor that has a buffer of its own. */
   get writableBuffer(): GPUBuffer {
     const buffer = this.buffer;
-    for (const reader of [...this.storage!.readers.values()]) reader.deref()?.buffer;
+    this.writableBinding;
     return buffer;
+  }
+
+  /** Whether this tensor's data is `storage` (e.g. a gradient written into its arena slot). */
+  isBackedBy(storage: Storage): boolean {
+    return this.storage === storage;
+  }
+
+  /** Move the data into `target` (a range of an arena, as large as this tensor) and use it from now
+   *  on; the tensor keeps its identity, so modules and optimizers holding it see the move. Lazy
+   *  tensors that already read the old buffer keep it alive and read the old values. */
+  moveInto(target: Storage): void {
+    const from = this.live;
+    if (this.size > 0) this.gpu.copy(from.buffer, from.byteOffset, target.buffer, target.byteOffset, this.size * 4);
+    finalizer.unregister(this);
+    from.releaseRef();
+    this.storage = target.retain();
+    finalizer.register(this, { storages: [target] }, this);
   }
 
   get disposed(): boolean {
@@ -314,7 +390,8 @@ export class Tensor {
 
   /** Copy to the host (waits for the GPU). */
   async toArray(): Promise<Float32Array | Int32Array> {
-    const bytes = await this.gpu.read(this.buffer, this.size * 4);
+    const storage = this.live;
+    const bytes = await this.gpu.read(storage.buffer, this.size * 4, storage.byteOffset);
     return this.dtype === 'i32' ? new Int32Array(bytes) : new Float32Array(bytes);
   }
 
@@ -374,10 +451,29 @@ export class Tensor {
       const grads = new Map<Tensor, Tensor>();
       grads.set(this, seed ?? this.onesLike());
       const assigned = new Set<Tensor>();
+      const gathers: { slot: Storage; src: Tensor }[] = [];
       for (let i = order.length - 1; i >= 0; i--) {
         const t = order[i];
         const g = grads.get(t);
         if (!g) continue;
+        if (!t.node && t.gradSlot) {
+          // a packed parameter: its gradient lives in its slot of the gradient arena. A lazy gradient
+          // is launched straight into the slot; one computed by a kernel of its own, or a sum with the
+          // gradient already there, is gathered in after the loop (a few multi-tensor dispatches).
+          const slot = t.gradSlot;
+          if (t.grad) {
+            gathers.push({ slot, src: t.grad.add(g) });
+            if (!t.grad.isBackedBy(slot)) t.grad.dispose();
+          } else if (g.lazy && g !== seed) {
+            for (const r of [...slot.readers.values()]) r.deref()?.storageForRead;
+            g.realize(slot);
+          } else {
+            gathers.push({ slot, src: g });
+          }
+          if (!t.grad?.isBackedBy(slot)) t.grad = keep(new Tensor(slot, t.shape));
+          assigned.add(t.grad);
+          continue;
+        }
         if (!t.node) {
           // a leaf: its gradient outlives the scope, owned by the tensor until zeroGrad
           if (t.grad) {
@@ -401,7 +497,36 @@ export class Tensor {
           grads.set(input, prev ? prev.add(gi) : gi);
         });
       }
+      if (gathers.length > 0) gatherIntoSlots(this.gpu, gathers);
     });
+  }
+}
+
+/** Copy each `src` into its `slot` (ranges of arena buffers): one multi-tensor dispatch per group of
+ *  sources bound together, a plain copy for a source that lies in the same buffer as its slot (a
+ *  buffer may not be bound for writing and reading at once). */
+export function gatherIntoSlots(gpu: Gpu, gathers: { slot: Storage; src: Tensor }[]): void {
+  const perDispatch = Math.max(1, Math.min(15, (gpu.limits.maxStorageBuffersPerShaderStage ?? 8) - 1));
+  const byRoot = new Map<Storage, { slot: Storage; src: Storage }[]>();
+  for (const { slot, src } of gathers) {
+    if (src.size === 0) continue;
+    const from = src.storageForRead;
+    if (from.buffer === slot.buffer) {
+      for (const r of [...slot.readers.values()]) r.deref()?.storageForRead;
+      gpu.copy(from.buffer, from.byteOffset, slot.buffer, slot.byteOffset, src.size * 4);
+      continue;
+    }
+    const list = byRoot.get(slot.root) ?? [];
+    byRoot.set(slot.root, list);
+    list.push({ slot, src: from });
+  }
+  for (const [root, list] of byRoot) {
+    for (const r of [...root.readers.values()]) r.deref()?.storageForRead;
+    for (let k = 0; k < list.length; k += perDispatch) {
+      const group = list.slice(k, k + perDispatch);
+      const kernel = copyMultiKernel(group.map((x) => x.slot.byteLength / 4), group.map((x) => (x.slot.byteOffset - root.byteOffset) / 4));
+      gpu.dispatch(kernel, [root.binding, ...group.map((x) => x.src.binding)]);
+    }
   }
 }
 

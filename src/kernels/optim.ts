@@ -1,6 +1,7 @@
-// Fused optimizer updates: one kernel per parameter tensor, reading the size and the step-dependent
-// scalars from a uniform block so one compiled pipeline serves every tensor and every step (a baked
-// constant would recompile).
+// Fused optimizer updates, reading the size and the step-dependent scalars from a uniform block so
+// one compiled pipeline serves every tensor and every step (a baked constant would recompile). The
+// single-tensor kernels also run over a whole parameter arena at once (engine/param-arena.ts); the
+// multi-tensor ones serve parameters that are not packed into one.
 import { type Kernel, f32Bits, sizedIndex, sizedLaunch, sizedUniform, storage } from './kernel';
 
 export interface AdamwScalars {
@@ -131,6 +132,24 @@ ${slotDispatch(k, (j) => `ema[o] = P.decay * ema[o] + (1.0 - P.decay) * p${j}[i]
   const total = sizes.reduce((a, s) => a + s, 0);
   const { workgroups, params } = sizedLaunch(total, 256, [f32Bits(decay), ...slotWords(sizes, offsets)]);
   return { name: `ema.multi${k}`, code, workgroups, params };
+}
+
+/** Gathers k tensors into their slots of one arena (binding 0), from s0..s(k-1): how gradients
+ *  computed in buffers of their own reach a model's gradient arena. */
+export function copyMultiKernel(sizes: number[], offsets: number[]): Kernel {
+  const k = sizes.length;
+  const bindings = Array.from({ length: k }, (_, j) => storage(1 + j, `s${j}`, 'read')).join('\n');
+  const code = `${storage(0, 'dst', 'read_write')}
+${bindings}
+${sizedUniform(1 + k, 'P', slotFields(k))}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  ${sizedIndex('P')}
+${slotDispatch(k, (j) => `dst[o] = s${j}[i];`)}
+}`;
+  const total = sizes.reduce((a, s) => a + s, 0);
+  const { workgroups, params } = sizedLaunch(total, 256, slotWords(sizes, offsets));
+  return { name: `gather.multi${k}`, code, workgroups, params };
 }
 
 /** Sums of squares of k tensors in one dispatch, one workgroup per tensor (a fixed tree, so the

@@ -5,6 +5,13 @@ import type { Kernel } from '../../kernels/kernel';
 
 export type Backend = 'default' | 'vulkan' | 'opengl';
 
+/** What a kernel binds: a whole buffer, or a range of one (a tensor that is a view into an arena;
+ *  `offset` a multiple of the device's minStorageBufferOffsetAlignment). */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+
+/** The buffer a binding refers to. */
+export const bufferOf = (b: Binding): GPUBuffer => ('offset' in b ? b.buffer : b);
+
 export interface AdapterSummary {
   vendor: string;
   architecture: string;
@@ -331,6 +338,13 @@ export class Gpu {
     this.stagingToDestroy.push(staging);
   }
 
+  /** Zero `bytes` of `dst` from `offset` in stream order. */
+  clear(dst: GPUBuffer, offset: number, bytes: number): void {
+    this.endPass();
+    this.getEncoder().clearBuffer(dst, offset, bytes);
+    this.recorded++;
+  }
+
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.endPass();
     this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
@@ -378,7 +392,7 @@ export class Gpu {
 
   /** Record one kernel launch. `buffers` bind to @binding(0..n-1) in order; the uniform block
    *  (`uniforms`, else the kernel's own `params`), when there is one, binds to @binding(n). */
-  dispatch(kernel: Kernel, buffers: GPUBuffer[], uniforms: ArrayBufferView | undefined = kernel.params): void {
+  dispatch(kernel: Kernel, buffers: Binding[], uniforms: ArrayBufferView | undefined = kernel.params): void {
     this.checkErrors();
     const [x, y, z] = kernel.workgroups;
     if (x === 0 || y === 0 || z === 0) return;
@@ -392,7 +406,7 @@ export class Gpu {
       this.unboundAllocs = [];
     }
     const { pipeline, layout } = this.pipelineFor(kernel);
-    const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+    const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({ binding, resource: 'offset' in b ? b : { buffer: b } }));
     if (uniforms) {
       if (this.uniformUsed + uniforms.byteLength > UNIFORM_ARENA_BYTES) this.flush();
       const offset = this.uniformUsed;
