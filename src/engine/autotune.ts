@@ -7,7 +7,7 @@
 import { type GemmPlan, type GemmSpec, type GemmVariant, gemmPlan, layoutSignature, variantKey } from '../kernels/gemm';
 import { type Conv3Spec, type Conv3Variant, conv3Key, conv3Plan } from '../kernels/conv3';
 import { type Im2colSpec, im2colElements, im2colLaunch } from '../kernels/im2col';
-import type { Gpu } from './runtime/gpu';
+import type { Binding, Gpu } from './runtime/gpu';
 
 /** A convolution computed as im2col into scratch, then a strided GEMM with variant `gemm`. */
 export interface Im2colVariant {
@@ -194,12 +194,12 @@ export function convProblem(c: ConvProblemSpec): Problem {
 }
 
 /** Record the launches computing `spec`; `buffers` maps the spec's buffer names to GPU buffers. */
-export function runGemm(gpu: Gpu, spec: GemmSpec, family: string, buffers: Record<string, GPUBuffer>): void {
+export function runGemm(gpu: Gpu, spec: GemmSpec, family: string, buffers: Record<string, Binding>): void {
   runProblem(gpu, gemmProblem(spec, family), buffers);
 }
 
 /** Record the launches of `problem` with its tuned (or forced, or default) variant. */
-export function runProblem(gpu: Gpu, problem: Problem, buffers: Record<string, GPUBuffer>): void {
+export function runProblem(gpu: Gpu, problem: Problem, buffers: Record<string, Binding>): void {
   const forcedPlan = forced ? problem.plan(forced) : null;
   if (forcedPlan) {
     dispatchPlan(gpu, problem.name, forcedPlan, buffers);
@@ -218,7 +218,7 @@ export function runProblem(gpu: Gpu, problem: Problem, buffers: Record<string, G
   dispatchPlan(gpu, problem.name, problem.plan(variant)!, buffers);
 }
 
-function dispatchPlan(gpu: Gpu, name: string, plan: GemmPlan, buffers: Record<string, GPUBuffer>): void {
+function dispatchPlan(gpu: Gpu, name: string, plan: GemmPlan, buffers: Record<string, Binding>): void {
   const scratch = new Map((plan.scratch ?? []).map((sc) => [sc.name, gpu.alloc(sc.bytes)]));
   const label = name;
   for (const { kernel, bindings } of plan.launches) {
@@ -250,7 +250,7 @@ export interface TuneResult {
 }
 
 /** Time `variant` on scratch buffers; milliseconds per run (best of `trials`). */
-async function timeVariant(gpu: Gpu, p: Pending, variant: Variant, bufs: Record<string, GPUBuffer>, bestSoFar: number, trials = 2): Promise<number> {
+async function timeVariant(gpu: Gpu, p: Pending, variant: Variant, bufs: Record<string, Binding>, bestSoFar: number, trials = 2): Promise<number> {
   const plan = p.problem.plan(variant)!;
   const name = p.problem.name;
   dispatchPlan(gpu, name, plan, bufs); // compile + warm up

@@ -16,7 +16,7 @@ export function launch(kernel: Kernel, inputs: Tensor[], shape: Shape, dtype: DT
     if (t.gpu !== gpu) throw new Error(`${kernel.name}: inputs live on different GPU devices`);
   }
   const out = Tensor.empty(shape, dtype, gpu);
-  if (out.size > 0) gpu.dispatch(kernel, [...inputs.map((t) => t.buffer), out.buffer], uniforms);
+  if (out.size > 0) gpu.dispatch(kernel, [...inputs.map((t) => t.binding), out.binding], uniforms);
   return out;
 }
 

@@ -100,7 +100,7 @@ function forward(x: Tensor, w: Tensor, bias: Tensor | null, s: Geometry): Tensor
     out: { buffer: 'Y', offset: `(${img} * ${u32(s.cout)} + ${grp} * ${u32(s.coutG)}) * ${u32(P)}`, aligned4: P % 4 === 0 || (s.g === 1 && (s.cout * P) % 4 === 0), rowStride: P },
     epilogue: bias ? { buffers: ['bias'], expr: `v + bias[${grp} * ${u32(s.coutG)} + m]` } : undefined,
   };
-  const buffers = { W: w.buffer, X: x.buffer, Y: out.buffer, ...(bias ? { bias: bias.buffer } : {}) };
+  const buffers = { W: w.binding, X: x.binding, Y: out.binding, ...(bias ? { bias: bias.binding } : {}) };
   const direct: Conv3Spec | undefined = conv3Eligible(s)
     ? {
         name: spec.name,
@@ -180,7 +180,7 @@ function gradInput(g: Tensor, w: Tensor, s: Geometry): Tensor {
         },
     out: { buffer: 'DX', offset: `(${img} * ${u32(s.cin)} + ${grp} * ${u32(s.cinG)}) * ${u32(HW)}`, aligned4: HW % 4 === 0 || (s.g === 1 && (s.cin * HW) % 4 === 0), rowStride: HW },
   };
-  const buffers = { W: w.buffer, G: g.buffer, DX: out.buffer };
+  const buffers = { W: w.binding, G: g.binding, DX: out.binding };
   // dx is a 3x3 'same' convolution of g with the flipped, transposed weights
   const direct: Conv3Spec | undefined = conv3Eligible(s)
     ? {
@@ -264,7 +264,7 @@ function gradWeight(g: Tensor, x: Tensor, s: Geometry): Tensor {
           gemm: { ...spec, b: { kind: 'strided', buffer: 'col_', offset: '0u', aligned4: true, rowStride: 1, colStride: s.n * P } } satisfies GemmSpec,
         }
       : undefined;
-  runProblem(g.gpu, convProblem({ name: spec.name, family: 'conv.dw', implicit: spec, im2col }), { G: g.buffer, X: x.buffer, DW: out.buffer });
+  runProblem(g.gpu, convProblem({ name: spec.name, family: 'conv.dw', implicit: spec, im2col }), { G: g.binding, X: x.binding, DW: out.binding });
   return out;
 }
 

@@ -56,7 +56,7 @@ export function matmulRaw(a: Tensor, b: Tensor, transA = false, transB = false):
       out: { buffer: 'C', offset: `b * ${u32(M * N)}`, aligned4: (M * N) % 4 === 0, rowStride: N },
     },
     'matmul',
-    { A: a.buffer, B: b.buffer, C: out.buffer },
+    { A: a.binding, B: b.binding, C: out.binding },
   );
   return out;
 }

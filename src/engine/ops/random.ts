@@ -40,7 +40,7 @@ function random(shape: readonly number[], dist: 'uniform' | 'normal', a: number,
   const s = checkShape(shape, dist === 'uniform' ? 'rand' : 'randn');
   const [seed, stream] = opts.seed !== undefined ? [opts.seed, 0] : [global.seed, global.stream++];
   const out = Tensor.empty(s, 'f32', opts.gpu ?? getDefaultGpu());
-  if (out.size > 0) out.gpu.dispatch(randomKernel(out.size, dist, a, b, philoxKey(seed), stream), [out.buffer]);
+  if (out.size > 0) out.gpu.dispatch(randomKernel(out.size, dist, a, b, philoxKey(seed), stream), [out.binding]);
   return out;
 }
 

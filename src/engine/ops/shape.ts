@@ -107,7 +107,7 @@ export function concat(xs: Tensor[], axis = 0): Tensor {
   const offsets: number[] = [];
   for (const t of xs) {
     offsets.push(offset);
-    if (t.size > 0) y.gpu.dispatch(writeBlockKernel(t.shape, shape, ax, offset), [t.buffer, y.buffer]);
+    if (t.size > 0) y.gpu.dispatch(writeBlockKernel(t.shape, shape, ax, offset), [t.binding, y.binding]);
     offset += t.shape[ax];
   }
   return recordGrad(y, 'concat', xs, (g) =>
