@@ -1,9 +1,11 @@
-// Multi-tensor AdamW, EMA and gradient norm (one dispatch per group of parameter tensors, state in
-// flat arenas) against float64 references, over more tensors of odd sizes than one dispatch binds;
-// the state dicts keep one entry per parameter, and a state loaded into a new optimizer continues
-// bit-identically.
+// AdamW, EMA and gradient norm over a parameter arena (parameters and gradients packed into one
+// buffer each, one dispatch per pass) and over unpacked parameters (one dispatch per group of
+// tensors) against float64 references, over more tensors of odd sizes than one dispatch binds;
+// gradients from backward land in the gradient arena equal to those of unpacked twins, zeroGrad
+// makes the next backward overwrite them, the state dicts keep one entry per parameter, and a
+// state loaded into a new optimizer continues bit-identically.
 import { expect, it } from 'vitest';
-import { AdamW, EMA, Module, gradNorm, parameter, tensor } from '../src/engine/index';
+import { AdamW, EMA, Module, ParameterArena, type Tensor, gradNorm, parameter, scope, tensor } from '../src/engine/index';
 import { forEachBackend } from './helpers/gpu';
 import { assertClose, makeRng } from './reference';
 
@@ -92,5 +94,108 @@ forEachBackend('multi-tensor optimizers', (getGpu) => {
     for (const o of [opt, opt2]) o.dispose();
     for (const x of [ema, ema2]) x.dispose();
     for (const mdl of [model, twin]) mdl.dispose();
+  });
+
+  it('packed parameters: backward writes the gradient arena, AdamW, clipping and EMA are one pass each, zeroGrad overwrites', async () => {
+    const gpu = getGpu();
+    const rng = makeRng(11);
+    // 18 tensors (more than one gather dispatch binds) of three sizes none of which fills its
+    // aligned slot; few distinct shapes keep the kernels compiled few
+    const sizes = Array.from({ length: 18 }, (_, j) => [1, 257, 31][j % 3]);
+    const p0 = sizes.map((n) => Float32Array.from({ length: n }, () => rng() * 2 - 1));
+    // even tensors: sum(w * p^2) (a lazy gradient, launched into the slot); odd: p . u through a
+    // matmul (a gradient in a buffer of its own, gathered in); tensor 0 is used by two terms
+    const w = sizes.map((n) => Float32Array.from({ length: n }, () => rng()));
+    const u = sizes.map((n) => Float32Array.from({ length: n }, () => rng() * 2 - 1));
+    const model = new Bag(p0);
+    const twin = new Bag(p0);
+    const params = model.parameters();
+    const opts = { lr: 1e-2, betas: [0.9, 0.99] as [number, number], eps: 1e-8, weightDecay: 0.05, maxGradNorm: 2 };
+    const opt = new AdamW(params, opts);
+    const ema = new EMA(model, { decay: 0.8, warmup: 0 });
+    const arena = ParameterArena.of(params)!;
+    expect(arena).not.toBeNull();
+    const backward = (ps: Tensor[]) =>
+      scope(() => {
+        const terms = ps.map((q, j) =>
+          j % 2 === 0 ? q.square().mul(tensor(w[j], [sizes[j]])).sum() : q.reshape([1, sizes[j]]).matmul(tensor(u[j], [sizes[j], 1])).sum(),
+        );
+        terms.reduce((a, b) => a.add(b)).add(ps[0].mul(ps[0]).sum()).backward();
+      });
+    // float64 gradients at parameters p
+    const reference = (p: Float64Array[]) => p.map((pj, j) => Array.from(pj, (x, i) => (j % 2 === 0 ? 2 * w[j][i] * x : u[j][i]) + (j === 0 ? 2 * x : 0)));
+    const p = p0.map((a) => Float64Array.from(a));
+    const m = sizes.map((n) => new Float64Array(n));
+    const v = sizes.map((n) => new Float64Array(n));
+    const e = p0.map((a) => Float64Array.from(a));
+    for (let t = 1; t <= 2; t++) {
+      backward(params);
+      if (t === 1) backward(twin.parameters());
+      const g = reference(p);
+      const flat = await arena.grads.toFloat32Array();
+      for (let j = 0; j < sizes.length; j++) {
+        const got = await params[j].grad!.toFloat32Array();
+        assertClose(got, g[j], { rtol: 1e-5, atol: 1e-6 }, `gradient ${j} at step ${t}`);
+        // the twin is never stepped: its gradients are those of the first step's parameters
+        if (t === 1) expect(got).toEqual(await twin.parameters()[j].grad!.toFloat32Array());
+        expect(flat.slice(arena.offsets[j], arena.offsets[j] + sizes[j])).toEqual(got);
+      }
+      // the padding between slots stays zero
+      const inSlots = new Set(sizes.flatMap((n, j) => Array.from({ length: n }, (_, i) => arena.offsets[j] + i)));
+      expect(Array.from(flat).filter((x, i) => !inSlots.has(i) && x !== 0)).toEqual([]);
+      const norm = Math.sqrt(g.reduce((a, gj) => a + gj.reduce((b, x) => b + x * x, 0), 0));
+      const scale = Math.min(1, opts.maxGradNorm / (norm + 1e-6));
+      let before = gpu.counters.dispatches;
+      opt.step();
+      // norm (square, the sum's passes, sqrt), clip factor, one AdamW pass over the arena
+      expect(gpu.counters.dispatches - before).toBeLessThanOrEqual(6);
+      before = gpu.counters.dispatches;
+      ema.update();
+      expect(gpu.counters.dispatches - before).toBe(1);
+      expect(await opt.lastGradNorm!.item()).toBeCloseTo(norm, 3);
+      opt.zeroGrad();
+      expect(params.every((q) => q.grad === null)).toBe(true);
+      sizes.forEach((n, j) => {
+        for (let i = 0; i < n; i++) {
+          const gi = g[j][i] * scale;
+          m[j][i] = 0.9 * m[j][i] + 0.1 * gi;
+          v[j][i] = 0.99 * v[j][i] + 0.01 * gi * gi;
+          const upd = m[j][i] / (1 - 0.9 ** t) / (Math.sqrt(v[j][i] / (1 - 0.99 ** t)) + opts.eps);
+          p[j][i] -= opts.lr * (upd + opts.weightDecay * p[j][i]);
+          e[j][i] = 0.8 * e[j][i] + 0.2 * p[j][i];
+        }
+      });
+      for (let j = 0; j < sizes.length; j++) {
+        assertClose(await params[j].toArray(), Array.from(p[j]), { rtol: 1e-4, atol: 1e-5 }, `AdamW parameter ${j} at step ${t}`);
+      }
+    }
+    const shadow = await ema.stateDict();
+    sizes.forEach((_, j) => assertClose(shadow[`ps.${j}`].data, Array.from(e[j]), { rtol: 1e-4, atol: 1e-5 }, `EMA ${j}`));
+    // backward twice without zeroGrad accumulates in the slots
+    backward(params);
+    backward(params);
+    const g = reference(p);
+    for (let j = 0; j < sizes.length; j++) assertClose(await params[j].grad!.toArray(), g[j].map((x) => 2 * x), { rtol: 1e-5, atol: 1e-6 }, `accumulated gradient ${j}`);
+    // a parameter without a gradient is left alone (the per-group path), the others still update
+    const kept = await params[3].toFloat32Array();
+    params[3].grad!.dispose();
+    params[3].grad = null;
+    const moved = await params[4].toFloat32Array();
+    opt.step();
+    expect(await params[3].toFloat32Array()).toEqual(kept);
+    expect(await params[4].toFloat32Array()).not.toEqual(moved);
+    // a gradient or a parameter disposed on its own is a range: the arena stays, the others read on;
+    // both arenas go back to the pool (no reference left) once everything is disposed
+    const roots = [arena.values.storageForRead, arena.grads.storageForRead];
+    const [value6, grad7] = [await params[6].toFloat32Array(), await params[7].grad!.toFloat32Array()];
+    params[5].grad!.dispose();
+    params[5].grad = null;
+    params[8].dispose();
+    expect(roots.every((r) => r.refs > 0)).toBe(true);
+    expect(await params[6].toFloat32Array()).toEqual(value6);
+    expect(await params[7].grad!.toFloat32Array()).toEqual(grad7);
+    opt.zeroGrad();
+    for (const x of [opt, ema, model, twin]) x.dispose();
+    expect(roots.map((r) => r.refs)).toEqual([0, 0]);
   });
 });

@@ -4,4 +4,5 @@ export { Tensor, scope, keep, noGrad, isGradEnabled, setDefaultGpu, getDefaultGp
 export * from './ops/index';
 export * from './modules';
 export * from './optim';
+export { ParameterArena } from './param-arena';
 export { Philox, philoxKey } from './philox';

@@ -3,6 +3,7 @@
 import { Tensor, keep, recordGrad, formatShape } from './tensor';
 import { rand, randn, full } from './ops/index';
 import { matmulRaw } from './ops/matmul';
+import { bufferOf } from './runtime/gpu';
 
 const PARAMETERS = new WeakSet<Tensor>();
 
@@ -111,7 +112,7 @@ export abstract class Module {
       }
       if (s.data.length !== p.size) throw new Error(`loadStateDict: ${name} has ${s.data.length} values for shape ${formatShape(p.shape)}`);
     }
-    for (const [name, p] of params) p.gpu.upload(p.writableBuffer, state[name].data);
+    for (const [name, p] of params) p.gpu.upload(bufferOf(p.writableBinding), state[name].data, p.byteOffset);
   }
 }
 

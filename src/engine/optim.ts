@@ -1,11 +1,12 @@
 // Optimizers and training utilities: AdamW with a fused WGSL update, global gradient-norm clipping
 // folded into that update, an exponential moving average of parameters, learning-rate warmup.
-import { adamwMultiKernel, emaMultiKernel, sumSquaresMultiKernel } from '../kernels/optim';
+import { adamwKernel, adamwMultiKernel, emaKernel, emaMultiKernel, sumSquaresMultiKernel } from '../kernels/optim';
 import { f32 } from '../kernels/kernel';
 import { Tensor, keep, noGrad, scope, formatShape } from './tensor';
 import { ew, zeros } from './ops/index';
-import type { Gpu } from './runtime/gpu';
+import { type Gpu, bufferOf } from './runtime/gpu';
 import type { Module } from './modules';
+import { ParameterArena } from './param-arena';
 
 export interface AdamWOptions {
   lr?: number;
@@ -29,8 +30,11 @@ function chunks<T>(xs: T[], k: number): T[][] {
   return out;
 }
 
-/** Offsets of `params` in a flat arena (in elements, in order) and its total size. */
-function arenaLayout(params: Tensor[]): { offsets: Map<Tensor, number>; total: number } {
+/** Offsets of `params` in a flat state arena (in elements, in order) and its total size: the layout
+ *  of their parameter arena when they are packed (so state and parameters line up element for
+ *  element), else back to back. */
+function arenaLayout(params: Tensor[], packed: ParameterArena | null): { offsets: Map<Tensor, number>; total: number } {
+  if (packed) return { offsets: new Map(params.map((p, k) => [p, packed.offsets[k]])), total: packed.total };
   const offsets = new Map<Tensor, number>();
   let total = 0;
   for (const p of params) {
@@ -40,9 +44,12 @@ function arenaLayout(params: Tensor[]): { offsets: Map<Tensor, number>; total: n
   return { offsets, total };
 }
 
-/** Global L2 norm of the gradients of `params` as a one-element tensor (no readback): one dispatch
- *  per group of gradients (sums of squares, one workgroup each), then one reduction. */
+/** Global L2 norm of the gradients of `params` as a one-element tensor (no readback): over their
+ *  gradient arena when they are packed and all have gradients, else one dispatch per group of
+ *  gradients (sums of squares, one workgroup each), then one reduction. */
 export function gradNorm(params: Tensor[]): Tensor {
+  const packed = ParameterArena.of(params);
+  if (packed?.collectGrads()) return packed.gradNorm();
   return noGrad(() => {
     const grads = params.filter((p) => p.grad && p.grad.size > 0).map((p) => p.grad!);
     if (grads.length === 0) return zeros([1]);
@@ -51,7 +58,7 @@ export function gradNorm(params: Tensor[]): Tensor {
     const k = tensorsPerDispatch(gpu, 1, 1);
     let base = 0;
     for (const group of chunks(grads, k)) {
-      gpu.dispatch(sumSquaresMultiKernel(group.map((g) => g.size), base), [partial.writableBuffer, ...group.map((g) => g.buffer)]);
+      gpu.dispatch(sumSquaresMultiKernel(group.map((g) => g.size), base), [partial.writableBuffer, ...group.map((g) => g.binding)]);
       base += group.length;
     }
     return partial.sum().sqrt().reshape([1]);
@@ -59,10 +66,14 @@ export function gradNorm(params: Tensor[]): Tensor {
 }
 
 /**
- * AdamW. The moments of all parameters live in one flat arena (m in its first half, v in its second),
- * and an update takes one dispatch per group of parameter tensors (multi-tensor apply; the group size
- * is set by how many buffers a shader stage may bind: 7 on lavapipe/llvmpipe, 3 under WebGPU's
- * defaults). Element for element the arithmetic is that of the per-tensor kernel.
+ * AdamW. Building one packs its parameters into a ParameterArena (param-arena.ts: values and
+ * gradients each in one buffer, the tensors keep their identity), and the moments live in one flat
+ * arena of the same layout (m in its first half, v in its second), so a step where every parameter
+ * has a gradient is one dispatch over all of them. Otherwise (some gradients missing, or parameters
+ * that could not be packed) it takes one dispatch per group of parameter tensors (multi-tensor
+ * apply; the group size is set by how many buffers a shader stage may bind: 7 on
+ * lavapipe/llvmpipe, 3 under WebGPU's defaults). Element for element the arithmetic is that of the
+ * per-tensor kernel.
  */
 export class AdamW {
   lr: number;
@@ -76,6 +87,7 @@ export class AdamW {
   private readonly offsets: Map<Tensor, number>;
   private readonly total: number;
   private arena: Tensor | null = null;
+  private readonly packed: ParameterArena | null;
 
   constructor(
     readonly params: Tensor[],
@@ -89,7 +101,8 @@ export class AdamW {
     for (const [name, v] of Object.entries({ lr: this.lr, eps: this.eps, weightDecay: this.weightDecay, beta1: this.betas[0], beta2: this.betas[1] })) {
       if (!Number.isFinite(v) || v < 0 || (name.startsWith('beta') && v >= 1)) throw new Error(`AdamW: invalid ${name} ${v}`);
     }
-    ({ offsets: this.offsets, total: this.total } = arenaLayout(params));
+    this.packed = ParameterArena.pack(params);
+    ({ offsets: this.offsets, total: this.total } = arenaLayout(params, this.packed));
   }
 
   /** The moments arena [m | v], zeros until the first step or load. */
@@ -107,9 +120,11 @@ export class AdamW {
       const withGrad = this.params.filter((p) => p.grad && p.size > 0);
       if (withGrad.length === 0) return;
       const gpu = withGrad[0].gpu;
+      // the arena is ours while nobody repacked these parameters elsewhere
+      const flat = this.packed !== null && ParameterArena.of(this.params) === this.packed && this.packed.collectGrads();
       let scale: Tensor;
       if (this.maxGradNorm !== undefined) {
-        const norm = gradNorm(withGrad);
+        const norm = flat ? this.packed!.gradNorm() : gradNorm(withGrad);
         this.lastGradNorm?.dispose();
         this.lastGradNorm = keep(norm);
         scale = ew('clip', `min(1.0, ${f32(this.maxGradNorm)} / (n + 1e-6))`, { n: norm });
@@ -117,14 +132,23 @@ export class AdamW {
         scale = ew('one', '1.0', {}, [1]);
       }
       const mv = this.moments().writableBuffer;
+      if (flat) {
+        const { values, grads, total } = this.packed!;
+        // m and v: the two halves of the moments arena, bound as two ranges
+        const m = { buffer: mv, offset: 0, size: total * 4 };
+        const v = { buffer: mv, offset: total * 4, size: total * 4 };
+        gpu.dispatch(adamwKernel(total, scalars), [values.writableBinding, grads.binding, m, v, scale.binding]);
+        return;
+      }
       const k = tensorsPerDispatch(gpu, 2, 2);
       for (const group of chunks(withGrad, k)) {
         const kernel = adamwMultiKernel(group.map((p) => p.size), group.map((p) => this.offsets.get(p)!), this.total, scalars);
-        gpu.dispatch(kernel, [mv, scale.buffer, ...group.flatMap((p) => [p.writableBuffer, p.grad!.buffer])]);
+        gpu.dispatch(kernel, [mv, scale.binding, ...group.flatMap((p) => [p.writableBinding, p.grad!.binding])]);
       }
     });
   }
 
+  /** Drop the gradients; in a parameter arena the next backward overwrites their slots. */
   zeroGrad(): void {
     for (const p of this.params) {
       p.grad?.dispose();
@@ -158,8 +182,10 @@ export class AdamW {
     this.stepCount = state.step;
   }
 
-  /** Free the moments (the optimizer starts from zeros if stepped again). */
+  /** Free the moments (the optimizer starts from zeros if stepped again) and the arena's own
+   *  references (the parameters stay ranges of it, alive until they are disposed). */
   dispose(): void {
+    this.packed?.dispose();
     this.arena?.dispose();
     this.arena = null;
     this.lastGradNorm?.dispose();
@@ -179,7 +205,8 @@ export interface EmaOptions {
 }
 
 /** Exponential moving average of a module's parameters (the weights used for sampling), kept in one
- *  flat arena and updated with one dispatch per group of parameter tensors (see AdamW). */
+ *  flat arena: with the layout of their parameter arena when an optimizer packed them first (one
+ *  dispatch per update), else back to back (one dispatch per group of parameter tensors, see AdamW). */
 export class EMA {
   readonly decay: number;
   readonly warmup: number;
@@ -188,6 +215,7 @@ export class EMA {
   private readonly offsets: Map<Tensor, number>;
   private readonly total: number;
   private arena: Tensor;
+  private readonly packed: ParameterArena | null;
 
   constructor(
     readonly module: Module,
@@ -197,10 +225,15 @@ export class EMA {
     this.warmup = opts.warmup ?? 10;
     if (!(this.decay >= 0 && this.decay <= 1)) throw new Error(`EMA: decay must be in [0, 1], got ${this.decay}`);
     this.params = module.parameters();
-    ({ offsets: this.offsets, total: this.total } = arenaLayout(this.params));
+    this.packed = ParameterArena.of(this.params);
+    ({ offsets: this.offsets, total: this.total } = arenaLayout(this.params, this.packed));
     const gpu = this.params[0]?.gpu;
     this.arena = keep(Tensor.empty([Math.max(1, this.total)], 'f32', gpu));
-    for (const p of this.params) if (p.size > 0) gpu.copy(p.buffer, 0, this.arena.writableBuffer, this.offsets.get(p)! * 4, p.size * 4);
+    if (this.packed) {
+      gpu.copy(bufferOf(this.packed.values.binding), 0, this.arena.writableBuffer, 0, this.total * 4);
+    } else {
+      for (const p of this.params) if (p.size > 0) gpu.copy(bufferOf(p.binding), p.byteOffset, this.arena.writableBuffer, this.offsets.get(p)! * 4, p.size * 4);
+    }
   }
 
   currentDecay(): number {
@@ -213,8 +246,13 @@ export class EMA {
     if (params.length) {
       const gpu = params[0].gpu;
       const arena = this.arena.writableBuffer;
+      if (this.packed && ParameterArena.of(this.params) === this.packed) {
+        gpu.dispatch(emaKernel(this.total, decay), [arena, this.packed.values.binding]);
+        this.updates++;
+        return;
+      }
       for (const group of chunks(params, tensorsPerDispatch(gpu, 1, 1))) {
-        gpu.dispatch(emaMultiKernel(group.map((p) => p.size), group.map((p) => this.offsets.get(p)!), decay), [arena, ...group.map((p) => p.buffer)]);
+        gpu.dispatch(emaMultiKernel(group.map((p) => p.size), group.map((p) => this.offsets.get(p)!), decay), [arena, ...group.map((p) => p.binding)]);
       }
     }
     this.updates++;
@@ -237,7 +275,7 @@ export class EMA {
       if (p.size !== this.params[k].size) throw new Error(`EMA.copyTo: parameter ${k} has ${p.size} elements, EMA has ${this.params[k].size}`);
     });
     params.forEach((p, k) => {
-      if (p.size > 0) p.gpu.copy(this.arena.buffer, this.offsets.get(this.params[k])! * 4, p.writableBuffer, 0, p.size * 4);
+      if (p.size > 0) p.gpu.copy(this.arena.buffer, this.offsets.get(this.params[k])! * 4, bufferOf(p.writableBinding), p.byteOffset, p.size * 4);
     });
   }
 
