@@ -59,8 +59,7 @@ export class Storage {
   }
   /** `bytes` from `byteOffset` (relative to this storage) as a storage of its own. */
   range(byteOffset: number, bytes: number): Storage {
-    const root = this.parent ?? this;
-    return new Storage(this.gpu, this.buffer, this.byteOffset + byteOffset, bytes, root);
+    return new Storage(this.gpu, this.buffer, this.byteOffset + byteOffset, bytes, this.root);
   }
   get isRange(): boolean {
     return this.parent !== null;
