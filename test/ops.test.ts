@@ -935,7 +935,7 @@ forEachBackend('ops', (getGpu) => {
     fwd: FWD_LOOSE,
   });
   // the fused GroupNorm + SiLU; groups = 1 and groups = C; odd spatial sizes; groups of 286 and
-  // 572 elements (more than one workgroup's 256 invocations)
+  // 572 elements (several per invocation of the 64-wide workgroups)
   for (const [shape, groups] of [
     [[2, 6, 5, 7], 3],
     [[2, 4, 3, 5], 1],
@@ -974,6 +974,15 @@ forEachBackend('ops', (getGpu) => {
       fwd: FWD_LOOSE,
     });
   }
+  check({
+    label: 'groupNorm [70000, 2] groups 1 with SiLU (more (sample, group) rows than one grid dimension holds)',
+    // the two values of a row at least 1 apart: closer ones lose float32 digits to cancellation
+    make: (r) => [toF32(new NDArray([70000, 2], Array.from({ length: 140000 }, (_, i) => (i % 2 ? 1 + 2 * r() : -1 - 2 * r())))), randF32([2], r, 0.5, 1.5), randF32([2], r)],
+    gpu: ([x, g, b]) => x.groupNorm(1, g, b, 1e-5, { silu: true }),
+    ref: ([x, g, b]) => R.silu(R.groupNorm(x, 1, g, b, 1e-5)),
+    gradRef: ([x, g, b], seed) => groupNormGradRef(x, 1, g, b, 1e-5, true, seed),
+    fwd: FWD_LOOSE,
+  });
   it('the float64 GroupNorm adjoint matches finite differences', () => {
     const rng = makeRng(7);
     const [x, g, b] = [randF32([2, 6, 3, 2], rng, -2, 3), randF32([6], rng, 0.5, 1.5), randF32([6], rng)];

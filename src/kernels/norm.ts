@@ -22,7 +22,7 @@ export interface GroupNormSpec {
   silu: boolean;
 }
 
-const WG = 256;
+const WG = 64;
 
 const UNIFORM = `struct gn_t { groups: u32, cpg: u32, spatial: u32, count: u32, rows: u32, channels: u32, perChannel: u32, gridX: u32, eps: f32, pad0: u32, pad1: u32, pad2: u32 }`;
 
