@@ -204,6 +204,36 @@ const BINARY_REF: Record<string, { ref: (a: NDArray, b: NDArray) => NDArray; mak
   minimum: { ref: R.minimum, make: (sa, sb, r) => [randF32(sa, r, -2, 2), randF32(sb, r, -2, 2)] },
 };
 
+/** Analytic float64 gradients of silu?(groupNorm(x) * gamma + beta) for x, gamma, beta. */
+function groupNormGradRef(x: NDArray, groups: number, gamma: NDArray, beta: NDArray, eps: number, silu: boolean, seed: NDArray): NDArray[] {
+  const [N, C] = x.shape;
+  const S = x.size / (N * C);
+  const count = (C / groups) * S;
+  const [dx, dg, db] = [new NDArray(x.shape), new NDArray([C]), new NDArray([C])];
+  for (let row = 0; row < N * groups; row++) {
+    const base = row * count;
+    const idx = Array.from({ length: count }, (_, i) => base + i);
+    const chan = (i: number) => (row % groups) * (C / groups) + Math.floor(i / S);
+    const mu = idx.reduce((a, j) => a + x.data[j], 0) / count;
+    const rstd = 1 / Math.sqrt(idx.reduce((a, j) => a + (x.data[j] - mu) ** 2, 0) / count + eps);
+    const xh = idx.map((j) => (x.data[j] - mu) * rstd);
+    const dz = idx.map((j, i) => {
+      const z = xh[i] * gamma.data[chan(i)] + beta.data[chan(i)];
+      const sg = 1 / (1 + Math.exp(-z));
+      return seed.data[j] * (silu ? sg * (1 + z * (1 - sg)) : 1);
+    });
+    const dxh = dz.map((d, i) => d * gamma.data[chan(i)]);
+    const meanD = dxh.reduce((a, v) => a + v, 0) / count;
+    const meanDX = dxh.reduce((a, v, i) => a + v * xh[i], 0) / count;
+    idx.forEach((j, i) => {
+      dx.data[j] = rstd * (dxh[i] - meanD - xh[i] * meanDX);
+      dg.data[chan(i)] += dz[i] * xh[i];
+      db.data[chan(i)] += dz[i];
+    });
+  }
+  return [dx, dg, db];
+}
+
 // ---- the suite -----------------------------------------------------------------------------------
 
 forEachBackend('ops', (getGpu) => {
@@ -904,6 +934,80 @@ forEachBackend('ops', (getGpu) => {
     ref: ([x]) => R.groupNorm(x, 4, NDArray.full([4], 1), NDArray.full([4], 0), 0.1),
     fwd: FWD_LOOSE,
   });
+  // the fused GroupNorm + SiLU; groups = 1 and groups = C; odd spatial sizes; groups of 286 and
+  // 572 elements (several per invocation of the 64-wide workgroups)
+  for (const [shape, groups] of [
+    [[2, 6, 5, 7], 3],
+    [[2, 4, 3, 5], 1],
+    [[2, 6, 3, 3], 6],
+    [[5, 8], 4],
+    [[2, 4, 13, 11], 2],
+    [[1, 4, 13, 11], 1],
+  ] as [number[], number][]) {
+    check({
+      label: `groupNorm [${shape}] groups ${groups} with affine and SiLU`,
+      make: (r) => [randF32(shape, r, -2, 3), randF32([shape[1]], r, 0.5, 1.5), randF32([shape[1]], r)],
+      gpu: ([x, g, b]) => x.groupNorm(groups, g, b, 1e-5, { silu: true }),
+      ref: ([x, g, b]) => R.silu(R.groupNorm(x, groups, g, b, 1e-5)),
+      fwd: FWD_LOOSE,
+    });
+  }
+  check({
+    label: 'groupNorm [2, 4, 3, 5] groups 2 with SiLU, beta only',
+    make: (r) => [randF32([2, 4, 3, 5], r, -2, 3), randF32([4], r)],
+    gpu: ([x, b]) => x.groupNorm(2, null, b, 1e-5, { silu: true }),
+    ref: ([x, b]) => R.silu(R.groupNorm(x, 2, NDArray.full([4], 1), b, 1e-5)),
+    fwd: FWD_LOOSE,
+  });
+  // the UNet's largest groups (small preset: 12 and 24 channels at 28x28, 4 groups), against the
+  // float64 adjoint (checked against finite differences below)
+  for (const [shape, silu] of [
+    [[2, 12, 28, 28], true],
+    [[1, 24, 28, 28], false],
+  ] as [number[], boolean][]) {
+    check({
+      label: `groupNorm [${shape}] groups 4${silu ? ' with SiLU' : ''} (large)`,
+      make: (r) => [randF32(shape, r, -2, 3), randF32([shape[1]], r, 0.5, 1.5), randF32([shape[1]], r)],
+      gpu: ([x, g, b]) => x.groupNorm(4, g, b, 1e-5, { silu }),
+      ref: ([x, g, b]) => (silu ? R.silu : (v: NDArray) => v)(R.groupNorm(x, 4, g, b, 1e-5)),
+      gradRef: ([x, g, b], seed) => groupNormGradRef(x, 4, g, b, 1e-5, silu, seed),
+      fwd: FWD_LOOSE,
+    });
+  }
+  check({
+    label: 'groupNorm [70000, 2] groups 1 with SiLU (more (sample, group) rows than one grid dimension holds)',
+    // the two values of a row at least 1 apart: closer ones lose float32 digits to cancellation
+    make: (r) => [toF32(new NDArray([70000, 2], Array.from({ length: 140000 }, (_, i) => (i % 2 ? 1 + 2 * r() : -1 - 2 * r())))), randF32([2], r, 0.5, 1.5), randF32([2], r)],
+    gpu: ([x, g, b]) => x.groupNorm(1, g, b, 1e-5, { silu: true }),
+    ref: ([x, g, b]) => R.silu(R.groupNorm(x, 1, g, b, 1e-5)),
+    gradRef: ([x, g, b], seed) => groupNormGradRef(x, 1, g, b, 1e-5, true, seed),
+    fwd: FWD_LOOSE,
+  });
+  it('the float64 GroupNorm adjoint matches finite differences', () => {
+    const rng = makeRng(7);
+    const [x, g, b] = [randF32([2, 6, 3, 2], rng, -2, 3), randF32([6], rng, 0.5, 1.5), randF32([6], rng)];
+    for (const silu of [false, true]) {
+      const f = ([x, g, b]: NDArray[]) => (silu ? R.silu : (v: NDArray) => v)(R.groupNorm(x, 3, g, b, 1e-5));
+      const seed = randF32(x.shape, rng);
+      const fd = finiteDiff(f, [x, g, b], seed);
+      groupNormGradRef(x, 3, g, b, 1e-5, silu, seed).forEach((a, k) => R.assertClose(a.data, fd[k].data, { rtol: 1e-6, atol: 1e-7 }, `adjoint ${k}, silu ${silu}`));
+    }
+  });
+  it('groupNorm is one dispatch forward and two backward', async () => {
+    const gpu = getGpu();
+    await scope(async () => {
+      const [x, g, b] = [rand([2, 8, 5, 5]), ones([8]), zeros([8])].map((t) => ((t.requiresGrad = true), t));
+      await x.sum().item(); // realize the inputs before counting
+      const before = gpu.counters.dispatches;
+      const y = x.groupNorm(4, g, b, 1e-5, { silu: true });
+      expect(gpu.counters.dispatches - before).toBe(1);
+      const seed = ones(y.shape);
+      await seed.sum().item();
+      const mid = gpu.counters.dispatches;
+      y.backward(seed);
+      expect(gpu.counters.dispatches - mid).toBe(2);
+    });
+  });
   for (const shape of [[2, 3, 16]]) {
     const d = shape[shape.length - 1];
     check({
@@ -925,6 +1029,7 @@ forEachBackend('ops', (getGpu) => {
     await scope(() => {
       expect(() => zeros([2, 6, 3]).groupNorm(4, null, null)).toThrow(/groupNorm: 4 groups do not divide the 6 channels of \[2, 6, 3\]/);
       expect(() => zeros([2, 6, 3]).groupNorm(2, zeros([3]), null)).toThrow(/groupNorm: affine parameters must have shape \[6\], got \[3\]/);
+      expect(() => zeros([2, 6, 3]).groupNorm(0, null, null)).toThrow(/groupNorm: 0 groups do not divide the 6 channels/);
       expect(() => zeros([2, 5]).layerNorm(zeros([4]), null)).toThrow(/layerNorm: affine parameters must have shape \[5\], got \[4\]/);
     });
   });

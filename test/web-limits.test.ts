@@ -10,6 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { type AdapterCaps, anyVariantKey, convProblem } from '../src/engine/autotune';
 import type { GemmSpec } from '../src/kernels/gemm';
 import type { Conv3Spec } from '../src/kernels/conv3';
+import type { Kernel } from '../src/kernels/kernel';
+import { groupNormBackwardDxKernel, groupNormBackwardParamsKernel, groupNormForwardKernel } from '../src/kernels/norm';
 
 const KERNELS = join(__dirname, '..', 'src', 'kernels');
 
@@ -82,5 +84,23 @@ describe('kernels for the browser', () => {
       }
     }
     expect(checked).toBeGreaterThan(30);
+  });
+
+  it("GroupNorm's kernels are within WebGPU's default limits for every variant", () => {
+    const kernels: Kernel[] = [];
+    for (const silu of [false, true]) {
+      for (const [gamma, beta] of [[true, true], [false, false], [false, true]]) {
+        const spec = { batch: 300, channels: 70200, groups: 300, spatial: 1, eps: 1e-5, gamma, beta, silu };
+        kernels.push(groupNormForwardKernel(spec), groupNormBackwardDxKernel(spec), groupNormBackwardParamsKernel(spec));
+      }
+    }
+    for (const kernel of kernels) {
+      const [x, y = 1, z = 1] = kernel.code.match(/@workgroup_size\(([^)]*)\)/)![1].split(',').map((s) => Number(s.trim()));
+      expect(x * y * z, kernel.name).toBeLessThanOrEqual(256);
+      expect(kernel.code.match(/var<storage,/g)!.length, kernel.name).toBeLessThanOrEqual(8);
+      // 90,000 (sample, group) rows and 70,200 channels: more than one grid dimension holds, so the grid folds into y
+      expect(Math.max(...kernel.workgroups), kernel.name).toBeLessThanOrEqual(65535);
+      expect(kernel.workgroups[0] * kernel.workgroups[1], kernel.name).toBeGreaterThanOrEqual(kernel.name.endsWith('grad_params') ? 70200 : 90000);
+    }
   });
 });

@@ -9,3 +9,4 @@ export * from './im2col';
 export * from './indexing';
 export * from './optim';
 export * from './random';
+export * from './norm';

@@ -80,8 +80,9 @@ export function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
         grads.push(null);
         continue;
       }
+      // a gradient that passes through unchanged is g itself, not a copy kernel
       const bound = bindOperands(rule, { a, b, g, y });
-      grads.push(sumTo(ew(`${op}.grad_${name}`, bound.expr, bound.tensors, y.shape), operand.shape));
+      grads.push(sumTo(rule === 'g' ? g : ew(`${op}.grad_${name}`, bound.expr, bound.tensors, y.shape), operand.shape));
     }
     return grads;
   });

@@ -1,6 +1,7 @@
 // Neural-network ops composed from primitives (their gradients follow by the chain rule), plus the
-// embedding gather with its own deterministic scatter-add gradient.
+// embedding gather with its own deterministic scatter-add gradient and GroupNorm's fused kernels.
 import { gatherRowsKernel, scatterRowsKernel } from '../../kernels/indexing';
+import { type GroupNormPass, type GroupNormSpec, groupNormAffineBindings, groupNormBackwardDxKernel, groupNormBackwardParamsKernel, groupNormForwardKernel } from '../../kernels/norm';
 import { f32, i32 } from '../../kernels/kernel';
 import { Tensor, noGrad, recordGrad, formatShape } from '../tensor';
 import { ew, expectFloat, launch } from './base';
@@ -40,16 +41,43 @@ function affine(y: Tensor, gamma: Tensor | null, beta: Tensor | null, shape: num
   return out;
 }
 
-/** GroupNorm over x [N, C, ...]: statistics per sample and group of C/groups channels. */
-export function groupNorm(x: Tensor, groups: number, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5): Tensor {
+export interface GroupNormOptions {
+  /** apply SiLU to the normalised, affine output in the same kernels (the UNet's norm-then-SiLU) */
+  silu?: boolean;
+}
+
+/**
+ * GroupNorm over x [N, C, ...]: statistics per sample and group of C/groups channels, then the
+ * affine per channel, then SiLU if asked. Fused: one kernel forward, two backward (dx; dgamma and
+ * dbeta), whatever the shape.
+ */
+export function groupNorm(x: Tensor, groups: number, gamma: Tensor | null, beta: Tensor | null, eps = 1e-5, opts: GroupNormOptions = {}): Tensor {
+  expectFloat('groupNorm', x, gamma, beta);
   const [n, c] = x.shape;
-  if (x.ndim < 2 || c % groups !== 0) throw new Error(`groupNorm: ${groups} groups do not divide the ${c} channels of ${formatShape(x.shape)}`);
+  if (x.ndim < 2 || !Number.isInteger(groups) || groups < 1 || c % groups !== 0) {
+    throw new Error(`groupNorm: ${groups} groups do not divide the ${c} channels of ${formatShape(x.shape)}`);
+  }
   for (const p of [gamma, beta]) if (p && (p.ndim !== 1 || p.shape[0] !== c)) throw new Error(`groupNorm: affine parameters must have shape [${c}], got ${formatShape(p.shape)}`);
-  const grouped = x.reshape([n, groups, -1]);
-  const mu = grouped.mean(2, true);
-  const centered = grouped.sub(mu);
-  const y = centered.mul(centered.square().mean(2, true).add(eps).rsqrt()).reshape(x.shape);
-  return affine(y, gamma, beta, [1, c, ...x.shape.slice(2).map(() => 1)]);
+  for (const p of [gamma, beta]) if (p && p.gpu !== x.gpu) throw new Error('groupNorm: x and the affine parameters live on different GPU devices');
+  const spec: GroupNormSpec = { batch: n, channels: c, groups, spatial: x.size / Math.max(1, n * c), eps, gamma: !!gamma, beta: !!beta, silu: !!opts.silu };
+  const affine = [gamma, beta].filter((p): p is Tensor => !!p);
+  const params = (pass: GroupNormPass) => groupNormAffineBindings(spec, pass).map((name) => (name === 'gamma' ? gamma! : beta!).buffer);
+  const y = Tensor.empty(x.shape, 'f32', x.gpu);
+  const stats = Tensor.empty([n * groups, 2], 'f32', x.gpu);
+  if (x.size > 0) x.gpu.dispatch(groupNormForwardKernel(spec), [x.buffer, ...params('forward'), y.buffer, stats.buffer]);
+  return recordGrad(y, opts.silu ? 'groupNormSilu' : 'groupNorm', [x, ...affine], (g) => {
+    const inputs = [g.buffer, x.buffer, stats.buffer];
+    let dx: Tensor | null = null;
+    if (x.requiresGrad) {
+      dx = Tensor.empty(x.shape, 'f32', x.gpu);
+      if (x.size > 0) x.gpu.dispatch(groupNormBackwardDxKernel(spec), [...inputs, ...params('dx'), dx.buffer]);
+    }
+    if (!affine.some((p) => p.requiresGrad)) return [dx, ...affine.map(() => null)];
+    const dgamma = Tensor.empty([c], 'f32', x.gpu);
+    const dbeta = Tensor.empty([c], 'f32', x.gpu);
+    x.gpu.dispatch(groupNormBackwardParamsKernel(spec), [...inputs, ...params('dparams'), dgamma.buffer, dbeta.buffer]);
+    return [dx, ...(gamma ? [dgamma] : []), ...(beta ? [dbeta] : [])];
+  });
 }
 
 /** LayerNorm over the last dimension. */
