@@ -61,21 +61,21 @@ export function groupNorm(x: Tensor, groups: number, gamma: Tensor | null, beta:
   for (const p of [gamma, beta]) if (p && p.gpu !== x.gpu) throw new Error('groupNorm: x and the affine parameters live on different GPU devices');
   const spec: GroupNormSpec = { batch: n, channels: c, groups, spatial: x.size / Math.max(1, n * c), eps, gamma: !!gamma, beta: !!beta, silu: !!opts.silu };
   const affine = [gamma, beta].filter((p): p is Tensor => !!p);
-  const params = (pass: GroupNormPass) => groupNormAffineBindings(spec, pass).map((name) => (name === 'gamma' ? gamma! : beta!).buffer);
+  const params = (pass: GroupNormPass) => groupNormAffineBindings(spec, pass).map((name) => (name === 'gamma' ? gamma! : beta!).binding);
   const y = Tensor.empty(x.shape, 'f32', x.gpu);
   const stats = Tensor.empty([n * groups, 2], 'f32', x.gpu);
-  if (x.size > 0) x.gpu.dispatch(groupNormForwardKernel(spec), [x.buffer, ...params('forward'), y.buffer, stats.buffer]);
+  if (x.size > 0) x.gpu.dispatch(groupNormForwardKernel(spec), [x.binding, ...params('forward'), y.binding, stats.binding]);
   return recordGrad(y, opts.silu ? 'groupNormSilu' : 'groupNorm', [x, ...affine], (g) => {
-    const inputs = [g.buffer, x.buffer, stats.buffer];
+    const inputs = [g.binding, x.binding, stats.binding];
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
       dx = Tensor.empty(x.shape, 'f32', x.gpu);
-      if (x.size > 0) x.gpu.dispatch(groupNormBackwardDxKernel(spec), [...inputs, ...params('dx'), dx.buffer]);
+      if (x.size > 0) x.gpu.dispatch(groupNormBackwardDxKernel(spec), [...inputs, ...params('dx'), dx.binding]);
     }
     if (!affine.some((p) => p.requiresGrad)) return [dx, ...affine.map(() => null)];
     const dgamma = Tensor.empty([c], 'f32', x.gpu);
     const dbeta = Tensor.empty([c], 'f32', x.gpu);
-    x.gpu.dispatch(groupNormBackwardParamsKernel(spec), [...inputs, ...params('dparams'), dgamma.buffer, dbeta.buffer]);
+    x.gpu.dispatch(groupNormBackwardParamsKernel(spec), [...inputs, ...params('dparams'), dgamma.binding, dbeta.binding]);
     return [dx, ...(gamma ? [dgamma] : []), ...(beta ? [dbeta] : [])];
   });
 }
