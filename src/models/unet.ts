@@ -51,8 +51,8 @@ const MNIST = { inChannels: 1, imageSize: 28, numClasses: 10 } as const;
 /**
  * Presets for 1-channel 28x28 MNIST with 10 classes (plus the null class), sized by measuring a
  * training step (forward + backward + AdamW) on two CPU cores with the software GPUs. llvmpipe
- * (opengl) is the faster backend there; a step costs roughly 0.3 s of CPU time in per-dispatch
- * overhead (~900-1,200 kernels) plus ~0.37 s per forward GFLOP. Other jobs loaded the machine while
+ * (opengl) is the faster backend there; a step costs a fixed overhead per kernel launched plus
+ * ~0.37 s per forward GFLOP (measured before GroupNorm was fused). Other jobs loaded the machine while
  * measuring, so CPU time per step is the figure quoted (wall time on an idle machine lies between
  * half of it, both cores busy, and all of it).
  * - tiny:  67k parameters, 0.80 GFLOP forward at batch 32; 0.66 s CPU per step at batch 32 on opengl:
