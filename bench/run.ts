@@ -52,10 +52,17 @@ export interface BenchResult {
   fractionOfPeak?: number;
   /** training steps: images per second */
   imagesPerSec?: number;
-  /** iterations timed, and the spread of per-op times (min/max) */
+  /** iterations timed, and the spread of per-op times: `ms` is the fastest (msMin), then the median
+   *  and the slowest */
   samples?: number;
   msMin?: number;
+  msMedian?: number;
   msMax?: number;
+  /** training steps, ours: kernel dispatches of one step */
+  dispatches?: number;
+  /** cases with a check: what `iter` returned in the two warm-up iterations (training steps: the
+   *  loss of steps 1 and 2), compared with ours */
+  checkValues?: number[];
   /** per-kernel GPU time of one iteration (ours only; ms null without timestamp queries) */
   kernels?: KernelProfile[];
   error?: string;
@@ -121,18 +128,32 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
+/** How long each case is sampled: every engine gets at least `minRounds` samples and the rounds go on
+ *  until `minMs` have passed; past `capMs`, three rounds are enough (slow training steps). */
+export function samplingPlan(quick: boolean): { minRounds: number; minMs: number; capMs: number } {
+  return quick ? { minRounds: 5, minMs: 1500, capMs: 30_000 } : { minRounds: 7, minMs: 4000, capMs: 90_000 };
+}
+
+/** Whether a peer's check values agree with ours: |peer - ours| <= rtol * max(1, |ours|) for each. */
+export function checkAgrees(ours: number[], peer: number[], rtol: number): boolean {
+  return ours.length === peer.length && ours.every((o, i) => Math.abs(peer[i] - o) <= rtol * Math.max(1, Math.abs(o)));
+}
+
 /**
- * Time one case on every engine. Engines are interleaved: `rounds` tinybench runs, each timing every
- * engine in turn, so background load on a shared machine falls on all engines alike; the reported
- * time is the median over all samples (per op: iteration time / chain).
+ * Time one case on every engine. Engines are interleaved: each round times one iteration of every
+ * engine in turn, so background load on a shared machine falls on all engines alike. The reported
+ * time is the fastest sample (other processes only ever add time; the fastest is the figure that
+ * repeats from run to run on a shared machine), with the median and the slowest as its spread;
+ * per op: iteration time / chain.
  */
 async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peaks: Peaks, quick: boolean, log: (s: string) => void): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const runs = new Map<EngineName, CaseRun>();
+  const warm = new Map<EngineName, number[]>();
   const fail = (engine: EngineName, e: unknown) => {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     log(`  ${c.case} ${c.shape} ${engine}: FAILED ${msg}`);
-    results.push({ case: c.case, shape: c.shape, engine, ms: NaN, error: msg });
+    results.push({ case: c.case, shape: c.shape, engine, ms: NaN, error: msg, ...(warm.has(engine) ? { checkValues: warm.get(engine) } : {}) });
   };
   try {
     for (const engine of engines) {
@@ -148,21 +169,40 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
         // warm-up, two untimed iterations for every engine: the first compiles pipelines (for ours it
         // also queues GEMM shape classes for the autotuner, run in between); the second runs with
         // the pipelines (and tuned kernels) in place and the engine's buffer pools filled
-        await run.iter();
+        const first = await run.iter();
         if (engine === 'ours') {
           const tuned = await tuneGemms(env.gpu, { budgetMs: quick ? 30_000 : 120_000 });
           for (const t of tuned) if (t.timings.length > 1) log(`  tuned ${t.name}: ${t.chosen} (${t.timings.map((x) => `${x.variant} ${x.ms.toFixed(2)}`).join(', ')} ms)`);
         }
-        await run.iter();
+        warm.set(engine, [first, await run.iter()]);
       } catch (e) {
         runs.delete(engine);
         fail(engine, e);
       }
     }
-    const rounds = quick ? 2 : 3;
+    if (c.check) {
+      const ours = warm.get('ours');
+      for (const [engine, values] of warm) {
+        if (engine === 'ours') continue;
+        if (!ours) {
+          log(`  ${c.case} ${c.shape} ${engine}: ${c.check.what} not checked (ours did not run)`);
+        } else if (!checkAgrees(ours, values, c.check.rtol)) {
+          runs.get(engine)?.dispose();
+          runs.delete(engine);
+          fail(engine, new Error(`${c.check.what} of the first steps (${values.join(', ')}) disagrees with ours (${ours.join(', ')}) beyond rtol ${c.check.rtol}: not the same computation`));
+        } else {
+          log(`  ${c.case} ${c.shape} ${engine}: ${c.check.what} agrees with ours (${values.map((v) => v.toPrecision(7)).join(', ')} vs ${ours.map((v) => v.toPrecision(7)).join(', ')})`);
+        }
+      }
+    }
+    const { minRounds, minMs, capMs } = samplingPlan(quick);
     const samples = new Map<EngineName, number[]>([...runs.keys()].map((e) => [e, []]));
-    for (let round = 0; round < rounds; round++) {
-      const bench = new Bench({ time: (quick ? 300 : 1200) / rounds, iterations: quick ? 1 : 2, warmup: false, throws: true, retainSamples: true });
+    const start = performance.now();
+    for (let round = 0; runs.size > 0; round++) {
+      const elapsed = performance.now() - start;
+      if (round >= minRounds && elapsed >= minMs) break;
+      if (round >= 3 && elapsed >= capMs) break;
+      const bench = new Bench({ time: 0, iterations: 1, warmup: false, throws: true, retainSamples: true });
       for (const [engine, run] of runs) bench.add(engine, () => run.iter(), { async: true });
       try {
         await bench.run();
@@ -172,6 +212,7 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
           const r = task.result as { error?: Error };
           if (r.error) {
             fail(task.name as EngineName, r.error);
+            runs.get(task.name as EngineName)?.dispose();
             runs.delete(task.name as EngineName);
             samples.delete(task.name as EngineName);
           }
@@ -186,8 +227,9 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
     }
     for (const [engine, xs] of samples) {
       if (xs.length === 0) continue;
-      const ms = median(xs) / c.chain;
-      const out: BenchResult = { case: c.case, shape: c.shape, engine, ms, samples: xs.length, msMin: Math.min(...xs) / c.chain, msMax: Math.max(...xs) / c.chain };
+      const ms = Math.min(...xs) / c.chain;
+      const out: BenchResult = { case: c.case, shape: c.shape, engine, ms, samples: xs.length, msMin: ms, msMedian: median(xs) / c.chain, msMax: Math.max(...xs) / c.chain };
+      if (c.check) out.checkValues = warm.get(engine);
       if (c.flops) {
         out.gflops = c.flops / ms / 1e6;
         out.fractionOfPeak = out.gflops / peaks.fmaGflops;
@@ -202,8 +244,13 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
         await runs.get(engine)!.iter();
         out.kernels = await env.gpu.readProfile();
         env.gpu.stopProfiling();
+        if (c.images) out.dispatches = out.kernels.reduce((a, k) => a + k.dispatches, 0);
       }
-      log(`  ${c.case} ${c.shape} ${engine}: ${ms.toFixed(2)} ms${out.gflops ? `, ${out.gflops.toFixed(1)} GFLOP/s` : ''}${out.gbps ? `, ${out.gbps.toFixed(1)} GB/s` : ''}${out.imagesPerSec ? `, ${out.imagesPerSec.toFixed(1)} images/s` : ''}${out.fractionOfPeak !== undefined ? ` (${(100 * out.fractionOfPeak).toFixed(0)}% of peak)` : ''} [${xs.length} samples]`);
+      log(
+        `  ${c.case} ${c.shape} ${engine}: ${ms.toFixed(2)} ms${out.gflops ? `, ${out.gflops.toFixed(1)} GFLOP/s` : ''}${out.gbps ? `, ${out.gbps.toFixed(1)} GB/s` : ''}${out.imagesPerSec ? `, ${out.imagesPerSec.toFixed(1)} images/s` : ''}` +
+          `${out.fractionOfPeak !== undefined ? ` (${(100 * out.fractionOfPeak).toFixed(0)}% of peak)` : ''}${out.dispatches ? `, ${out.dispatches} dispatches per step` : ''}` +
+          ` [fastest of ${xs.length}; median ${out.msMedian!.toFixed(2)}, slowest ${out.msMax!.toFixed(2)} ms]`,
+      );
       results.push(out);
     }
   } finally {
