@@ -36,6 +36,11 @@ export interface BenchCase {
   check?: { what: string; rtol: number };
 }
 
+/** Whether a peer's check values agree with ours: |peer - ours| <= rtol * max(1, |ours|) for each. */
+export function checkAgrees(ours: number[], peer: number[], rtol: number): boolean {
+  return ours.length === peer.length && ours.every((o, i) => Math.abs(peer[i] - o) <= rtol * Math.max(1, Math.abs(o)));
+}
+
 /** Deterministic uniform values in [-scale, scale). */
 export function randomData(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0 || 1;

@@ -8,7 +8,9 @@
 //
 // JSON (--json): one object per adapter,
 //   { adapter: {vendor, architecture, description, backend, featureLevel}, peak: {fmaGflops, copyGBps},
-//     results: [{ case, shape, engine, ms, gflops?, gbps?, fractionOfPeak?, kernels? }], ... }
+//     results: [{ case, shape, engine, ms, samples, msMin, msMedian, msMax, gflops?, gbps?, fractionOfPeak?,
+//                 imagesPerSec?, dispatches?, checkValues?, kernels?, error? }], ... }
+//   ms is the fastest of the samples (msMin); msMedian and msMax give the spread.
 // written as that object when one adapter was measured, else as an array of them.
 import { fork } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,7 +21,7 @@ import { Bench } from 'tinybench';
 import { availableBackends } from '../src/engine/runtime/dawn';
 import type { AdapterSummary, Backend, KernelProfile } from '../src/engine/runtime/gpu';
 import { exportGemmChoices, importGemmChoices, isSoftwareAdapter, tuneGemms } from '../src/engine/autotune';
-import { type BenchCase, type CaseRun, benchCases } from './cases';
+import { type BenchCase, type CaseRun, benchCases, checkAgrees } from './cases';
 import { ENGINES, type EngineName, type Env, openEnv } from './engines';
 import { type Peaks, measurePeaks } from './roofline';
 
@@ -132,11 +134,6 @@ function median(xs: number[]): number {
  *  until `minMs` have passed; past `capMs`, three rounds are enough (slow training steps). */
 export function samplingPlan(quick: boolean): { minRounds: number; minMs: number; capMs: number } {
   return quick ? { minRounds: 5, minMs: 1500, capMs: 30_000 } : { minRounds: 7, minMs: 4000, capMs: 90_000 };
-}
-
-/** Whether a peer's check values agree with ours: |peer - ours| <= rtol * max(1, |ours|) for each. */
-export function checkAgrees(ours: number[], peer: number[], rtol: number): boolean {
-  return ours.length === peer.length && ours.every((o, i) => Math.abs(peer[i] - o) <= rtol * Math.max(1, Math.abs(o)));
 }
 
 /**
@@ -282,8 +279,10 @@ export function markdownReport(reports: AdapterReport[], command: string): strin
         `Peak: **${r.peak.fmaGflops.toFixed(1)} GFLOP/s** FMA, **${r.peak.copyGBps.toFixed(1)} GB/s** copy (microkernels).` +
         (Object.keys(r.unavailable).length ? ` Unavailable: ${Object.entries(r.unavailable).map(([k, v]) => `${k} (${v})`).join(', ')}.` : ''),
       '',
-      '| case | shape | ours ms | tfjs ms | jax-js ms | ours rate | tfjs rate | jax-js rate | ours % of peak | ours / best peer |',
-      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      'Times are the fastest of the samples (count in brackets); ours spread gives the median and the slowest.',
+      '',
+      '| case | shape | ours ms | tfjs ms | jax-js ms | ours rate | tfjs rate | jax-js rate | ours % of peak | ours / best peer | ours spread: median, slowest ms |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     );
     const keys = [...new Set(r.results.map((x) => `${x.case}\u0000${x.shape}`))];
     for (const key of keys) {
@@ -291,15 +290,27 @@ export function markdownReport(reports: AdapterReport[], command: string): strin
       const by = (e: EngineName) => r.results.find((x) => x.case === c && x.shape === shape && x.engine === e);
       const ours = by('ours');
       const peers = (['tfjs', 'jax-js'] as EngineName[]).map(by);
-      const rate = (x?: BenchResult) => (x?.gflops !== undefined ? `${fmt(x.gflops)} GFLOP/s` : x?.gbps !== undefined ? `${fmt(x.gbps)} GB/s` : x?.error ? 'failed' : '-');
+      const rate = (x?: BenchResult) =>
+        x?.imagesPerSec !== undefined ? `${fmt(x.imagesPerSec)} img/s` : x?.gflops !== undefined ? `${fmt(x.gflops)} GFLOP/s` : x?.gbps !== undefined ? `${fmt(x.gbps)} GB/s` : x?.error ? 'failed' : '-';
+      const time = (x?: BenchResult) => (x && Number.isFinite(x.ms) ? `${fmt(x.ms, 2)}${x.samples ? ` [${x.samples}]` : ''}` : '-');
       const bestPeer = Math.min(...peers.map((p) => (p && Number.isFinite(p.ms) ? p.ms : Infinity)));
       const speedup = ours && Number.isFinite(ours.ms) && Number.isFinite(bestPeer) ? `${(bestPeer / ours.ms).toFixed(2)}x` : '-';
       lines.push(
-        `| ${c} | ${shape} | ${fmt(ours?.ms, 2)} | ${fmt(peers[0]?.ms, 2)} | ${fmt(peers[1]?.ms, 2)} | ${rate(ours)} | ${rate(peers[0])} | ${rate(peers[1])} | ${ours?.fractionOfPeak !== undefined ? `${fmt(100 * ours.fractionOfPeak, 0)}%` : '-'} | ${speedup} |`,
+        `| ${c} | ${shape} | ${time(ours)} | ${time(peers[0])} | ${time(peers[1])} | ${rate(ours)} | ${rate(peers[0])} | ${rate(peers[1])} | ${ours?.fractionOfPeak !== undefined ? `${fmt(100 * ours.fractionOfPeak, 0)}%` : '-'} | ${speedup} | ${ours?.msMedian !== undefined ? `${fmt(ours.msMedian, 2)}, ${fmt(ours.msMax, 2)}` : '-'} |`,
       );
     }
     for (const x of r.results.filter((y) => y.engine === 'ours' && y.imagesPerSec && y.kernels)) {
-      lines.push('', `**${x.case}, ${x.shape}: ${x.imagesPerSec!.toFixed(1)} images/s** (${x.ms.toFixed(1)} ms per step). GPU time per kernel kind over one step${x.kernels!.every((k) => k.ms === null) ? ' (no timestamp queries on this adapter: dispatch counts only)' : ''}:`, '');
+      const peers = r.results.filter((y) => y.case === x.case && y.shape === x.shape && y.engine !== 'ours');
+      const vs = peers.map((p) => (p.imagesPerSec ? `${p.engine} ${p.imagesPerSec.toFixed(1)} images/s (ours ${(x.imagesPerSec! / p.imagesPerSec).toFixed(2)}x)` : `${p.engine} ${p.error ? `failed: ${p.error}` : '-'}`));
+      const losses = [x, ...peers].filter((p) => p.checkValues).map((p) => `${p.engine} ${p.checkValues!.map((v) => v.toPrecision(7)).join(', ')}`);
+      lines.push(
+        '',
+        `**${x.case}, ${x.shape}: ${x.imagesPerSec!.toFixed(1)} images/s** (${x.ms.toFixed(1)} ms per step, ${x.dispatches ?? '-'} dispatches per step)${vs.length ? `; ${vs.join('; ')}` : ''}.` +
+          (losses.length ? ` Loss of steps 1 and 2: ${losses.join('; ')}.` : ''),
+        '',
+        `GPU time per kernel kind over one of our steps${x.kernels!.every((k) => k.ms === null) ? ' (no timestamp queries on this adapter: dispatch counts only)' : ''}:`,
+        '',
+      );
       lines.push('| kernel | dispatches | GPU ms | share |', '| --- | ---: | ---: | ---: |');
       const kinds = new Map<string, { n: number; ms: number }>();
       for (const k of x.kernels!) {
