@@ -26,7 +26,7 @@ import { ENGINES, type EngineName, type Env, openEnv } from './engines';
 import { type Peaks, measurePeaks } from './roofline';
 
 export interface BenchOptions {
-  /** fewer sizes, shorter timing (about a minute per adapter on two CPU cores) */
+  /** fewer and smaller cases, fewer samples (samplingPlan) */
   quick?: boolean;
   /** write the JSON report here */
   json?: string;
