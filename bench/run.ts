@@ -166,12 +166,14 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
         // warm-up, two untimed iterations for every engine: the first compiles pipelines (for ours it
         // also queues GEMM shape classes for the autotuner, run in between); the second runs with
         // the pipelines (and tuned kernels) in place and the engine's buffer pools filled
+        const t0 = performance.now();
         const first = await run.iter();
         if (engine === 'ours') {
           const tuned = await tuneGemms(env.gpu, { budgetMs: quick ? 30_000 : 120_000 });
           for (const t of tuned) if (t.timings.length > 1) log(`  tuned ${t.name}: ${t.chosen} (${t.timings.map((x) => `${x.variant} ${x.ms.toFixed(2)}`).join(', ')} ms)`);
         }
         warm.set(engine, [first, await run.iter()]);
+        if (c.images) log(`  ${c.case} ${c.shape} ${engine}: warmed up in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
       } catch (e) {
         runs.delete(engine);
         fail(engine, e);
