@@ -15,7 +15,7 @@ import { type TeacherBatch, teacherLoss } from '../src/train/teacher';
 import type { Array as JaxArray } from '@jax-js/jax';
 import type { Tensor as TfTensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
 import type { BenchCase, CaseRun } from './cases';
-import type { Env, Jax, Tf } from './engines';
+import type { Jax, Tf } from './engines';
 
 /** Optimizer settings of the step, the same on every engine. */
 export const STEP_OPT = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 };
