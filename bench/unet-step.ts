@@ -14,24 +14,13 @@ import { UNet, type UNetConfig, plan, unetFlops } from '../src/models/unet';
 import { type TeacherBatch, teacherLoss } from '../src/train/teacher';
 import type { Array as JaxArray } from '@jax-js/jax';
 import type { Tensor as TfTensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import type { BenchCase, CaseRun } from './cases';
+import { type BenchCase, type CaseRun, randomData as uniform } from './cases';
 import type { Jax, Tf } from './engines';
 
 /** Optimizer settings of the step, the same on every engine. */
 export const STEP_OPT = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 };
 
 type State = Record<string, { shape: number[]; data: Float32Array }>;
-
-/** Deterministic uniform values in [-scale, scale) (the bench's generator, repeated to keep this file standalone). */
-function uniform(n: number, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = ((s >>> 8) / 2 ** 24 - 0.5) * 2 * scale;
-  }
-  return out;
-}
 
 /** A fixed batch: x_t and the target velocity with unit variance, times in [0, 1), every label
  *  (the null class included). */
