@@ -5,9 +5,8 @@
 // implementation per engine (see `matmulCase` for the pattern).
 import type { Env, EngineName } from './engines';
 import { type Tensor, conv2d, keep, matmul, noGrad, scope, tensor } from '../src/engine/index';
-import { AdamW, EMA } from '../src/engine/index';
-import { UNet, plan, unetFlops, unetPresets } from '../src/models/unet';
-import { type TeacherBatch, teacherLoss } from '../src/train/teacher';
+import { plan, unetPresets } from '../src/models/unet';
+import { unetStepCase } from './unet-step';
 import type { Array as JaxArray } from '@jax-js/jax';
 import type { Tensor as TfTensor, Tensor4D } from '@tensorflow/tfjs-core';
 
@@ -32,6 +31,14 @@ export interface BenchCase {
   impl: Partial<Record<EngineName, (env: Env) => CaseRun | Promise<CaseRun>>>;
   /** where only some engines can run it, why */
   note?: string;
+  /** the values `iter` returns in the two warm-up iterations must agree with ours to this relative
+   *  tolerance, or the peer is reported failed (training steps: the loss of the first two steps) */
+  check?: { what: string; rtol: number };
+}
+
+/** Whether a peer's check values agree with ours: |peer - ours| <= rtol * max(1, |ours|) for each. */
+export function checkAgrees(ours: number[], peer: number[], rtol: number): boolean {
+  return ours.length === peer.length && ours.every((o, i) => Math.abs(peer[i] - o) <= rtol * Math.max(1, Math.abs(o)));
 }
 
 /** Deterministic uniform values in [-scale, scale). */
@@ -358,58 +365,10 @@ export function reductionCase(n: number, chain: number): BenchCase {
   };
 }
 
-/**
- * One teacher training step on the UNet as `trainLoop` runs it (flow-matching loss, backward, AdamW
- * with clipping, EMA update), on a synthetic batch of MNIST-sized images (the host-side sampling of a
- * real batch is not timed). Ours only: the peers have no such model. Counted as 3x the
- * forward FLOPs (unetFlops' own estimate of a training step).
- */
-function trainStepCase(preset: 'tiny' | 'small', batch: number): BenchCase {
-  const cfg = unetPresets[preset];
-  const per = cfg.inChannels * cfg.imageSize * cfg.imageSize;
-  const rng = randomData(batch * (2 * per + 2), 8);
-  const b: TeacherBatch = {
-    x0: rng.slice(0, batch * per),
-    xt: rng.slice(0, batch * per),
-    target: rng.slice(batch * per, 2 * batch * per),
-    t: Float64Array.from({ length: batch }, (_, i) => Math.abs(rng[2 * batch * per + i])),
-    labels: Int32Array.from({ length: batch }, (_, i) => i % (cfg.numClasses + 1)),
-  };
-  return {
-    case: 'train step (MNIST teacher)',
-    shape: `unet ${preset} batch ${batch}`,
-    flops: 3 * unetFlops(cfg, batch),
-    images: batch,
-    chain: 1,
-    note: 'ours only (the peers have no UNet); images/s',
-    impl: {
-      ours: () => {
-        const model = new UNet(cfg);
-        const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0, maxGradNorm: 1 });
-        const ema = new EMA(model, { decay: 0.999, warmup: 10 });
-        return {
-          iter: () =>
-            scope(async () => {
-              const loss = teacherLoss(model, b, [cfg.inChannels, cfg.imageSize, cfg.imageSize]);
-              loss.backward();
-              opt.step();
-              opt.zeroGrad();
-              ema.update();
-              return await loss.item();
-            }),
-          dispose: () => {
-            for (const p of model.parameters()) p.dispose();
-            opt.dispose();
-            ema.dispose();
-          },
-        };
-      },
-    },
-  };
-}
-
 /** Batch of the UNet-shaped cases (the `small` teacher's training batch in the full run). */
 const UNET_BATCH = 64;
+/** Batch of the training step in `--quick` runs. */
+const STEP_BATCH_QUICK = 8;
 
 /**
  * Shapes our UNet uses, read from the presets' plans so they follow the presets: the 3x3 convolution
@@ -441,6 +400,6 @@ export function benchCases(quick: boolean, hardware = false): BenchCase[] {
   for (const { c, h } of convs) cases.push(convBackwardCase(B, c, h, 1));
   cases.push(elementwiseCase(quick ? 1 << 22 : 1 << 24, 2));
   cases.push(reductionCase(quick ? 1 << 22 : 1 << 24, 2));
-  cases.push(quick ? trainStepCase('tiny', 32) : trainStepCase('small', 64));
+  cases.push(unetStepCase('train step (MNIST teacher, AdamW)', unetPresets.small, quick ? STEP_BATCH_QUICK : UNET_BATCH, 'small'));
   return cases;
 }

@@ -1,6 +1,11 @@
 // The three engines under test, all on one Dawn instance and therefore one adapter: ours (a Gpu from
 // requestGpuFrom), TensorFlow.js's WebGPU backend, and jax-js's WebGPU device. The peers find the
 // adapter through `navigator.gpu`, which we point at the same Dawn instance before loading them.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { create, globals } from 'webgpu';
 import { type Backend, type Gpu, requestGpuFrom, setDefaultGpu } from '../src/engine/index';
 
@@ -39,25 +44,25 @@ async function quietly<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * tfjs-core's Node bundle registers no gradients (the @tensorflow/tfjs union package does, from
- * tfjs-core's ESM build). Register Conv2D's the way tfjs's own Conv2D_grad does: the backend's
- * Conv2DBackpropInput and Conv2DBackpropFilter kernels.
+ * tfjs-core's Node bundle registers no gradients (the @tensorflow/tfjs union package registers them
+ * from tfjs-core's ESM build, whose extensionless imports Node cannot load). Bundle that build's
+ * `register_all_gradients` with esbuild (tsx's own bundler) and load it: the registries and the engine
+ * are process globals, so the bundled copy registers tfjs's gradients into the loaded tfjs-core.
  */
-function registerConvGradient(tf: Tf): void {
-  if (tf.getGradient('Conv2D')) return;
-  tf.registerGradient({
-    kernelName: 'Conv2D',
-    inputsToSave: ['x', 'filter'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, filter] = saved;
-      const { strides, pad, dataFormat, dimRoundingMode } = attrs as Record<string, unknown>;
-      const common = { strides, pad, dataFormat, dimRoundingMode } as unknown as Record<string, never>;
-      return {
-        x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: dy as never, filter }, { ...common, inputShape: x.shape as never }) as typeof x,
-        filter: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: dy as never }, { ...common, filterShape: filter.shape as never }) as typeof x,
-      };
-    },
-  });
+async function registerGradients(tf: Tf): Promise<void> {
+  if (tf.getGradient('Sigmoid')) return;
+  const { buildSync } = await import('esbuild');
+  const entry = createRequire(import.meta.url).resolve('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+  const out = buildSync({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'node', write: false, logLevel: 'silent' });
+  const dir = mkdtempSync(join(tmpdir(), 'distillkac-tfjs-'));
+  const file = join(dir, 'gradients.mjs');
+  writeFileSync(file, out.outputFiles[0].text);
+  try {
+    await import(pathToFileURL(file).href);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (!tf.getGradient('Sigmoid')) throw new Error('tfjs: registering its gradients failed');
 }
 
 /** Open ours and the requested peers on `backend`. Only one Env per process: the peers are singletons. */
@@ -101,7 +106,7 @@ export async function openEnv(backend: Backend, engines: EngineName[]): Promise<
         await import('@tensorflow/tfjs-backend-webgpu');
         if (!(await tf.setBackend('webgpu'))) throw new Error('tf.setBackend("webgpu") failed');
         await tf.ready();
-        registerConvGradient(tf);
+        await registerGradients(tf);
         return tf;
       });
     } catch (e) {

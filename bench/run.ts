@@ -8,7 +8,9 @@
 //
 // JSON (--json): one object per adapter,
 //   { adapter: {vendor, architecture, description, backend, featureLevel}, peak: {fmaGflops, copyGBps},
-//     results: [{ case, shape, engine, ms, gflops?, gbps?, fractionOfPeak?, kernels? }], ... }
+//     results: [{ case, shape, engine, ms, samples, msMin, msMedian, msMax, gflops?, gbps?, fractionOfPeak?,
+//                 imagesPerSec?, dispatches?, checkValues?, kernels?, error? }], ... }
+//   ms is the fastest of the samples (msMin); msMedian and msMax give the spread.
 // written as that object when one adapter was measured, else as an array of them.
 import { fork } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,12 +21,12 @@ import { Bench } from 'tinybench';
 import { availableBackends } from '../src/engine/runtime/dawn';
 import type { AdapterSummary, Backend, KernelProfile } from '../src/engine/runtime/gpu';
 import { exportGemmChoices, importGemmChoices, isSoftwareAdapter, tuneGemms } from '../src/engine/autotune';
-import { type BenchCase, type CaseRun, benchCases } from './cases';
+import { type BenchCase, type CaseRun, benchCases, checkAgrees } from './cases';
 import { ENGINES, type EngineName, type Env, openEnv } from './engines';
 import { type Peaks, measurePeaks } from './roofline';
 
 export interface BenchOptions {
-  /** fewer sizes, shorter timing (about a minute per adapter on two CPU cores) */
+  /** fewer and smaller cases, fewer samples (samplingPlan) */
   quick?: boolean;
   /** write the JSON report here */
   json?: string;
@@ -52,10 +54,17 @@ export interface BenchResult {
   fractionOfPeak?: number;
   /** training steps: images per second */
   imagesPerSec?: number;
-  /** iterations timed, and the spread of per-op times (min/max) */
+  /** iterations timed, and the spread of per-op times: `ms` is the fastest (msMin), then the median
+   *  and the slowest */
   samples?: number;
   msMin?: number;
+  msMedian?: number;
   msMax?: number;
+  /** training steps, ours: kernel dispatches of one step */
+  dispatches?: number;
+  /** cases with a check: what `iter` returned in the two warm-up iterations (training steps: the
+   *  loss of steps 1 and 2), compared with ours */
+  checkValues?: number[];
   /** per-kernel GPU time of one iteration (ours only; ms null without timestamp queries) */
   kernels?: KernelProfile[];
   error?: string;
@@ -121,18 +130,27 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
+/** How long each case is sampled: every engine gets at least `minRounds` samples and the rounds go on
+ *  until `minMs` have passed; past `capMs`, three rounds are enough (slow training steps). */
+export function samplingPlan(quick: boolean): { minRounds: number; minMs: number; capMs: number } {
+  return quick ? { minRounds: 5, minMs: 1500, capMs: 30_000 } : { minRounds: 7, minMs: 4000, capMs: 90_000 };
+}
+
 /**
- * Time one case on every engine. Engines are interleaved: `rounds` tinybench runs, each timing every
- * engine in turn, so background load on a shared machine falls on all engines alike; the reported
- * time is the median over all samples (per op: iteration time / chain).
+ * Time one case on every engine. Engines are interleaved: each round times one iteration of every
+ * engine in turn, so background load on a shared machine falls on all engines alike. The reported
+ * time is the fastest sample (other processes only ever add time; the fastest is the figure that
+ * repeats from run to run on a shared machine), with the median and the slowest as its spread;
+ * per op: iteration time / chain.
  */
 async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peaks: Peaks, quick: boolean, log: (s: string) => void): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const runs = new Map<EngineName, CaseRun>();
+  const warm = new Map<EngineName, number[]>();
   const fail = (engine: EngineName, e: unknown) => {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     log(`  ${c.case} ${c.shape} ${engine}: FAILED ${msg}`);
-    results.push({ case: c.case, shape: c.shape, engine, ms: NaN, error: msg });
+    results.push({ case: c.case, shape: c.shape, engine, ms: NaN, error: msg, ...(warm.has(engine) ? { checkValues: warm.get(engine) } : {}) });
   };
   try {
     for (const engine of engines) {
@@ -148,21 +166,42 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
         // warm-up, two untimed iterations for every engine: the first compiles pipelines (for ours it
         // also queues GEMM shape classes for the autotuner, run in between); the second runs with
         // the pipelines (and tuned kernels) in place and the engine's buffer pools filled
-        await run.iter();
+        const t0 = performance.now();
+        const first = await run.iter();
         if (engine === 'ours') {
           const tuned = await tuneGemms(env.gpu, { budgetMs: quick ? 30_000 : 120_000 });
           for (const t of tuned) if (t.timings.length > 1) log(`  tuned ${t.name}: ${t.chosen} (${t.timings.map((x) => `${x.variant} ${x.ms.toFixed(2)}`).join(', ')} ms)`);
         }
-        await run.iter();
+        warm.set(engine, [first, await run.iter()]);
+        if (c.images) log(`  ${c.case} ${c.shape} ${engine}: warmed up in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
       } catch (e) {
         runs.delete(engine);
         fail(engine, e);
       }
     }
-    const rounds = quick ? 2 : 3;
+    if (c.check) {
+      const ours = warm.get('ours');
+      for (const [engine, values] of warm) {
+        if (engine === 'ours') continue;
+        if (!ours) {
+          log(`  ${c.case} ${c.shape} ${engine}: ${c.check.what} not checked (ours did not run)`);
+        } else if (!checkAgrees(ours, values, c.check.rtol)) {
+          runs.get(engine)?.dispose();
+          runs.delete(engine);
+          fail(engine, new Error(`${c.check.what} of the first steps (${values.join(', ')}) disagrees with ours (${ours.join(', ')}) beyond rtol ${c.check.rtol}: not the same computation`));
+        } else {
+          log(`  ${c.case} ${c.shape} ${engine}: ${c.check.what} agrees with ours (${values.map((v) => v.toPrecision(7)).join(', ')} vs ${ours.map((v) => v.toPrecision(7)).join(', ')})`);
+        }
+      }
+    }
+    const { minRounds, minMs, capMs } = samplingPlan(quick);
     const samples = new Map<EngineName, number[]>([...runs.keys()].map((e) => [e, []]));
-    for (let round = 0; round < rounds; round++) {
-      const bench = new Bench({ time: (quick ? 300 : 1200) / rounds, iterations: quick ? 1 : 2, warmup: false, throws: true, retainSamples: true });
+    const start = performance.now();
+    for (let round = 0; runs.size > 0; round++) {
+      const elapsed = performance.now() - start;
+      if (round >= minRounds && elapsed >= minMs) break;
+      if (round >= 3 && elapsed >= capMs) break;
+      const bench = new Bench({ time: 0, iterations: 1, warmup: false, throws: true, retainSamples: true });
       for (const [engine, run] of runs) bench.add(engine, () => run.iter(), { async: true });
       try {
         await bench.run();
@@ -172,6 +211,7 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
           const r = task.result as { error?: Error };
           if (r.error) {
             fail(task.name as EngineName, r.error);
+            runs.get(task.name as EngineName)?.dispose();
             runs.delete(task.name as EngineName);
             samples.delete(task.name as EngineName);
           }
@@ -186,8 +226,9 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
     }
     for (const [engine, xs] of samples) {
       if (xs.length === 0) continue;
-      const ms = median(xs) / c.chain;
-      const out: BenchResult = { case: c.case, shape: c.shape, engine, ms, samples: xs.length, msMin: Math.min(...xs) / c.chain, msMax: Math.max(...xs) / c.chain };
+      const ms = Math.min(...xs) / c.chain;
+      const out: BenchResult = { case: c.case, shape: c.shape, engine, ms, samples: xs.length, msMin: ms, msMedian: median(xs) / c.chain, msMax: Math.max(...xs) / c.chain };
+      if (c.check) out.checkValues = warm.get(engine);
       if (c.flops) {
         out.gflops = c.flops / ms / 1e6;
         out.fractionOfPeak = out.gflops / peaks.fmaGflops;
@@ -202,8 +243,13 @@ async function timeCaseGroup(env: Env, c: BenchCase, engines: EngineName[], peak
         await runs.get(engine)!.iter();
         out.kernels = await env.gpu.readProfile();
         env.gpu.stopProfiling();
+        if (c.images) out.dispatches = out.kernels.reduce((a, k) => a + k.dispatches, 0);
       }
-      log(`  ${c.case} ${c.shape} ${engine}: ${ms.toFixed(2)} ms${out.gflops ? `, ${out.gflops.toFixed(1)} GFLOP/s` : ''}${out.gbps ? `, ${out.gbps.toFixed(1)} GB/s` : ''}${out.imagesPerSec ? `, ${out.imagesPerSec.toFixed(1)} images/s` : ''}${out.fractionOfPeak !== undefined ? ` (${(100 * out.fractionOfPeak).toFixed(0)}% of peak)` : ''} [${xs.length} samples]`);
+      log(
+        `  ${c.case} ${c.shape} ${engine}: ${ms.toFixed(2)} ms${out.gflops ? `, ${out.gflops.toFixed(1)} GFLOP/s` : ''}${out.gbps ? `, ${out.gbps.toFixed(1)} GB/s` : ''}${out.imagesPerSec ? `, ${out.imagesPerSec.toFixed(1)} images/s` : ''}` +
+          `${out.fractionOfPeak !== undefined ? ` (${(100 * out.fractionOfPeak).toFixed(0)}% of peak)` : ''}${out.dispatches ? `, ${out.dispatches} dispatches per step` : ''}` +
+          ` [fastest of ${xs.length}; median ${out.msMedian!.toFixed(2)}, slowest ${out.msMax!.toFixed(2)} ms]`,
+      );
       results.push(out);
     }
   } finally {
@@ -235,8 +281,10 @@ export function markdownReport(reports: AdapterReport[], command: string): strin
         `Peak: **${r.peak.fmaGflops.toFixed(1)} GFLOP/s** FMA, **${r.peak.copyGBps.toFixed(1)} GB/s** copy (microkernels).` +
         (Object.keys(r.unavailable).length ? ` Unavailable: ${Object.entries(r.unavailable).map(([k, v]) => `${k} (${v})`).join(', ')}.` : ''),
       '',
-      '| case | shape | ours ms | tfjs ms | jax-js ms | ours rate | tfjs rate | jax-js rate | ours % of peak | ours / best peer |',
-      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      'Times are the fastest of the samples (count in brackets); ours spread gives the median and the slowest.',
+      '',
+      '| case | shape | ours ms | tfjs ms | jax-js ms | ours rate | tfjs rate | jax-js rate | ours % of peak | ours / best peer | ours spread: median, slowest ms |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     );
     const keys = [...new Set(r.results.map((x) => `${x.case}\u0000${x.shape}`))];
     for (const key of keys) {
@@ -244,15 +292,27 @@ export function markdownReport(reports: AdapterReport[], command: string): strin
       const by = (e: EngineName) => r.results.find((x) => x.case === c && x.shape === shape && x.engine === e);
       const ours = by('ours');
       const peers = (['tfjs', 'jax-js'] as EngineName[]).map(by);
-      const rate = (x?: BenchResult) => (x?.gflops !== undefined ? `${fmt(x.gflops)} GFLOP/s` : x?.gbps !== undefined ? `${fmt(x.gbps)} GB/s` : x?.error ? 'failed' : '-');
+      const rate = (x?: BenchResult) =>
+        x?.imagesPerSec !== undefined ? `${fmt(x.imagesPerSec)} img/s` : x?.gflops !== undefined ? `${fmt(x.gflops)} GFLOP/s` : x?.gbps !== undefined ? `${fmt(x.gbps)} GB/s` : x?.error ? 'failed' : '-';
+      const time = (x?: BenchResult) => (x && Number.isFinite(x.ms) ? `${fmt(x.ms, 2)}${x.samples ? ` [${x.samples}]` : ''}` : '-');
       const bestPeer = Math.min(...peers.map((p) => (p && Number.isFinite(p.ms) ? p.ms : Infinity)));
       const speedup = ours && Number.isFinite(ours.ms) && Number.isFinite(bestPeer) ? `${(bestPeer / ours.ms).toFixed(2)}x` : '-';
       lines.push(
-        `| ${c} | ${shape} | ${fmt(ours?.ms, 2)} | ${fmt(peers[0]?.ms, 2)} | ${fmt(peers[1]?.ms, 2)} | ${rate(ours)} | ${rate(peers[0])} | ${rate(peers[1])} | ${ours?.fractionOfPeak !== undefined ? `${fmt(100 * ours.fractionOfPeak, 0)}%` : '-'} | ${speedup} |`,
+        `| ${c} | ${shape} | ${time(ours)} | ${time(peers[0])} | ${time(peers[1])} | ${rate(ours)} | ${rate(peers[0])} | ${rate(peers[1])} | ${ours?.fractionOfPeak !== undefined ? `${fmt(100 * ours.fractionOfPeak, 0)}%` : '-'} | ${speedup} | ${ours?.msMedian !== undefined ? `${fmt(ours.msMedian, 2)}, ${fmt(ours.msMax, 2)}` : '-'} |`,
       );
     }
     for (const x of r.results.filter((y) => y.engine === 'ours' && y.imagesPerSec && y.kernels)) {
-      lines.push('', `**${x.case}, ${x.shape}: ${x.imagesPerSec!.toFixed(1)} images/s** (${x.ms.toFixed(1)} ms per step). GPU time per kernel kind over one step${x.kernels!.every((k) => k.ms === null) ? ' (no timestamp queries on this adapter: dispatch counts only)' : ''}:`, '');
+      const peers = r.results.filter((y) => y.case === x.case && y.shape === x.shape && y.engine !== 'ours');
+      const vs = peers.map((p) => (p.imagesPerSec ? `${p.engine} ${p.imagesPerSec.toFixed(1)} images/s (ours ${(x.imagesPerSec! / p.imagesPerSec).toFixed(2)}x)` : `${p.engine} ${p.error ? `failed: ${p.error}` : '-'}`));
+      const losses = [x, ...peers].filter((p) => p.checkValues).map((p) => `${p.engine} ${p.checkValues!.map((v) => v.toPrecision(7)).join(', ')}`);
+      lines.push(
+        '',
+        `**${x.case}, ${x.shape}: ${x.imagesPerSec!.toFixed(1)} images/s** (${x.ms.toFixed(1)} ms per step, ${x.dispatches ?? '-'} dispatches per step)${vs.length ? `; ${vs.join('; ')}` : ''}.` +
+          (losses.length ? ` Loss of steps 1 and 2: ${losses.join('; ')}.` : ''),
+        '',
+        `GPU time per kernel kind over one of our steps${x.kernels!.every((k) => k.ms === null) ? ' (no timestamp queries on this adapter: dispatch counts only)' : ''}:`,
+        '',
+      );
       lines.push('| kernel | dispatches | GPU ms | share |', '| --- | ---: | ---: | ---: |');
       const kinds = new Map<string, { n: number; ms: number }>();
       for (const k of x.kernels!) {

@@ -2,9 +2,11 @@
 // ours, TensorFlow.js and jax-js on one adapter read back the same scalar), the FLOP and byte counts
 // behind GFLOP/s and GB/s, and the UNet shapes following the model's presets.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type BenchCase, benchCases, convBackwardCase, convForwardCase, elementwiseCase, matmulCase, reductionCase, unetBenchShapes } from '../bench/cases';
+import { type BenchCase, benchCases, checkAgrees, convBackwardCase, convForwardCase, elementwiseCase, matmulCase, reductionCase, unetBenchShapes } from '../bench/cases';
 import { ENGINES, type Env, openEnv } from '../bench/engines';
-import { plan, unetPresets } from '../src/models/unet';
+import { type AdapterReport, markdownReport } from '../bench/run';
+import { unetStepCase } from '../bench/unet-step';
+import { type UNetConfig, plan, unetPresets } from '../src/models/unet';
 import { BACKENDS } from './helpers/gpu';
 
 const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
@@ -50,6 +52,42 @@ describe('bench cases: counts and shapes', () => {
   });
 });
 
+describe('bench: training-step reporting and the loss check', () => {
+  it('the step case is the small UNet at batch 64 (quick: 8), checked by its loss', () => {
+    const full = benchCases(false).find((c) => c.case.startsWith('train step'))!;
+    const quick = benchCases(true).find((c) => c.case.startsWith('train step'))!;
+    expect([full.shape, full.images, quick.shape, quick.images]).toEqual(['unet small batch 64', 64, 'unet small batch 8', 8]);
+    expect(Object.keys(full.impl).sort()).toEqual([...ENGINES].sort());
+    expect(full.check?.what).toBe('loss');
+  });
+
+  it('checkAgrees: relative to ours (absolute below 1), every value, same count', () => {
+    expect(checkAgrees([0.5, 2000], [0.50005, 2000.1], 1e-4)).toBe(true);
+    expect(checkAgrees([0.5, 2000], [0.5002, 2000], 1e-4)).toBe(false);
+    expect(checkAgrees([0.5, 2000], [0.5, 2000.3], 1e-4)).toBe(false);
+    expect(checkAgrees([0.5, 2000], [0.5], 1e-4)).toBe(false);
+  });
+
+  it('markdown: images/s of every engine, ours / peer, dispatches per step, spread and losses', () => {
+    const base = { case: 'train step', shape: 'unet small batch 8', images: 8 };
+    const report = {
+      adapter: { backend: 'opengl', description: 'llvmpipe', vendor: 'mesa', architecture: '', featureLevel: 'compatibility' },
+      peak: { fmaGflops: 100, copyGBps: 10 },
+      results: [
+        { ...base, engine: 'ours', ms: 100, samples: 5, msMin: 100, msMedian: 120, msMax: 150, imagesPerSec: 80, dispatches: 1002, checkValues: [0.9, 0.8], kernels: [{ name: 'conv2d', dispatches: 1002, ms: null }] },
+        { ...base, engine: 'tfjs', ms: 400, samples: 5, imagesPerSec: 20, checkValues: [0.9, 0.8] },
+        { ...base, engine: 'jax-js', ms: NaN, error: 'loss disagrees' },
+      ],
+      peakDetails: [], unavailable: {}, gemmChoices: '', date: 'd', quick: true, cpus: 2, loadavg: [1, 1],
+    } as unknown as AdapterReport;
+    const md = markdownReport([report], 'cmd');
+    expect(md).toContain('| 100.00 [5] | 400.00 [5] | - | 80.0 img/s | 20.0 img/s | failed |');
+    expect(md).toContain('| 120.00, 150.00 |');
+    expect(md).toContain('80.0 images/s** (100.0 ms per step, 1002 dispatches per step); tfjs 20.0 images/s (ours 4.00x); jax-js failed: loss disagrees.');
+    expect(md).toContain('Loss of steps 1 and 2: ours 0.9000000, 0.8000000; tfjs 0.9000000, 0.8000000.');
+  });
+});
+
 describe.skipIf(BACKENDS.length === 0)(`bench cases: every engine computes the same thing [${BACKENDS[0]}]`, () => {
   let env: Env;
   beforeAll(async () => {
@@ -79,4 +117,23 @@ describe.skipIf(BACKENDS.length === 0)(`bench cases: every engine computes the s
     expect(Math.abs(got.tfjs - got.ours), JSON.stringify(got)).toBeLessThan(1e-3 * scale);
     expect(Math.abs(got['jax-js'] - got.ours), JSON.stringify(got)).toBeLessThan(1e-3 * scale);
   });
+
+  // every layer kind of the UNet (1x1 skip, stride-2 conv, upsampling, skip concatenation), small
+  const tinyUnet: UNetConfig = { inChannels: 1, imageSize: 8, numClasses: 3, baseChannels: 4, channelMults: [1, 2], numResBlocks: 1, attentionAtLowest: false, groups: 2 };
+  it('train step: the three engines compute the same losses over two steps (same weights, same batch)', async () => {
+    const c = unetStepCase('train step', tinyUnet, 2, 'test');
+    const got: Record<string, number[]> = {};
+    for (const engine of ENGINES) {
+      const run = await c.impl[engine]!(env);
+      got[engine] = [await run.iter(), await run.iter()];
+      run.dispose();
+    }
+    const [l1, l2] = got.ours;
+    // the update moves the loss far beyond the tolerance, so step 2 checks gradients and AdamW too
+    expect(Math.abs(l2 - l1), JSON.stringify(got)).toBeGreaterThan(100 * c.check!.rtol * Math.max(1, l1));
+    expect(checkAgrees(got.ours, got.tfjs, c.check!.rtol), JSON.stringify(got)).toBe(true);
+    expect(checkAgrees(got.ours, got['jax-js'], c.check!.rtol), JSON.stringify(got)).toBe(true);
+    // a minute on an idle machine, mostly compiling pipelines (jax-js compiles its jitted step);
+    // several on a loaded one
+  }, 600_000);
 });

@@ -38,13 +38,13 @@ export function benchPrerequisites(benchDir: string, engines: readonly EngineNam
 }
 
 export const bench = command({
-  summary: 'Benchmark our kernels against TensorFlow.js (WebGPU) and jax-js on the same adapter.',
+  summary: 'Benchmark our kernels and a whole training step against TensorFlow.js (WebGPU) and jax-js on the same adapter.',
   flags: {
-    quick: { type: 'bool', default: false, help: 'fewer cases and iterations' },
+    quick: { type: 'bool', default: false, help: 'fewer and smaller cases (training step at batch 8), fewer samples' },
     json: { type: 'path', help: 'write the results as JSON' },
     md: { type: 'path', help: 'write the results as markdown tables (with the command line)' },
     engines: { type: 'list', choices: BENCH_ENGINES, help: 'engines to time (default: all three)' },
-    cases: { type: 'list', help: 'only cases whose name or shape contains one of these (e.g. matmul,reduction)' },
+    cases: { type: 'list', help: 'only cases whose name or shape contains one of these (e.g. matmul,reduction,"train step")' },
     'tune-cache': { type: 'path', help: 'load tuned GEMM/conv kernel choices from and save them to this file (training uses it through env DISTILLKAC_GEMM_CACHE)' },
     ...commonFlags,
   },
