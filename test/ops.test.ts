@@ -1006,6 +1006,8 @@ forEachBackend('ops', (getGpu) => {
       const mid = gpu.counters.dispatches;
       y.backward(seed);
       expect(gpu.counters.dispatches - mid).toBe(2);
+      // gradients outlive scopes: freed here, not by the garbage collector during a later case's memory check
+      for (const t of [x, g, b]) t.grad?.dispose();
     });
   });
   for (const shape of [[2, 3, 16]]) {
