@@ -156,13 +156,14 @@ function convShapes(n: number, c: number, h: number) {
   return { xShape, wShape, flops, xData: unit(prod(xShape), 3), wData: weights(prod(wShape), c * 9, 4) };
 }
 
-const nchwToNhwc = (d: Float32Array, [n, c, h, w]: number[]) => {
+/** NCHW -> NHWC (tfjs activation layout) */
+export const nchwToNhwc = (d: Float32Array, [n, c, h, w]: number[]) => {
   const out = new Float32Array(d.length);
   for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[((i * h + y) * w + x) * c + ch] = d[((i * c + ch) * h + y) * w + x];
   return out;
 };
 /** OIHW -> HWIO (tfjs filter layout) */
-const oihwToHwio = (d: Float32Array, [o, i, kh, kw]: number[]) => {
+export const oihwToHwio = (d: Float32Array, [o, i, kh, kw]: number[]) => {
   const out = new Float32Array(d.length);
   for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) out[((y * kw + x) * i + b) * o + a] = d[((a * i + b) * kh + y) * kw + x];
   return out;

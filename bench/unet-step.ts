@@ -14,7 +14,7 @@ import { UNet, type UNetConfig, plan, unetFlops } from '../src/models/unet';
 import { type TeacherBatch, teacherLoss } from '../src/train/teacher';
 import type { Array as JaxArray } from '@jax-js/jax';
 import type { Tensor as TfTensor, Tensor4D, Variable } from '@tensorflow/tfjs-core';
-import { type BenchCase, type CaseRun, randomData as uniform } from './cases';
+import { type BenchCase, type CaseRun, nchwToNhwc, oihwToHwio, randomData as uniform } from './cases';
 import type { Jax, Tf } from './engines';
 
 /** Optimizer settings of the step, the same on every engine. */
@@ -127,17 +127,6 @@ function oursStep(cfg: UNetConfig, b: TeacherBatch, state: State): CaseRun {
 }
 
 // ---- TensorFlow.js (NHWC) ---------------------------------------------------------------------------
-
-const nchwToNhwc = (d: Float32Array, [n, c, h, w]: number[]) => {
-  const out = new Float32Array(d.length);
-  for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[((i * h + y) * w + x) * c + ch] = d[((i * c + ch) * h + y) * w + x];
-  return out;
-};
-const oihwToHwio = (d: Float32Array, [o, i, kh, kw]: number[]) => {
-  const out = new Float32Array(d.length);
-  for (let a = 0; a < o; a++) for (let c = 0; c < i; c++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) out[((y * kw + x) * i + c) * o + a] = d[((a * i + c) * kh + y) * kw + x];
-  return out;
-};
 
 function tfjsStep(t: Tf, cfg: UNetConfig, b: TeacherBatch, state: State): CaseRun {
   const n = b.labels.length;
