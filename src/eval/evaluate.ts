@@ -78,6 +78,19 @@ function finishedRows(path: string, settings: ReturnType<typeof runSettings>): M
   return new Map((old.rows ?? []).map((r) => [rowKey(r), r]));
 }
 
+/** One row of an evaluation run: which weights, how they are sampled, and the name of its grid. */
+interface PlannedRow {
+  w: LoadedWeights;
+  model: EvalRow['model'];
+  solver: Solver;
+  steps: number;
+  /** the guidance the row is recorded with (a student's baked-in weight) */
+  guidance: number;
+  /** the guidance applied while sampling (1 for students) */
+  sampleGuidance: number;
+  name: string;
+}
+
 /** Generate `count` digits (labels cycling 0..9) and measure them. */
 async function measure(opts: EvalOptions, w: LoadedWeights, solver: Solver, steps: number, guidance: number, name: string, refStats: Awaited<ReturnType<typeof featureStats>>, classifier: ReturnType<typeof loadClassifier>['model']) {
   const unet = w.run.model.unet;
@@ -115,19 +128,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalRow[]> {
   const { model: classifier } = loadClassifier(opts.classifierPath);
   // the reference set of the data the teacher was trained on (students record their teacher's data)
   const refStats = await featureStats(classifier, referenceSetFor(opts.teacher.run.data).images);
-  const rows: EvalRow[] = [];
-  const weightsSha256 = new Map<string, string>();
-  const row = async (w: LoadedWeights, model: EvalRow['model'], solver: Solver, steps: number, guidance: number, sampleGuidance: number, name: string) => {
-    if (!weightsSha256.has(w.path)) weightsSha256.set(w.path, sha256(w.path));
-    const key = { model, solver, steps, guidance, weightsSha256: weightsSha256.get(w.path)! };
-    const done = finished.get(rowKey(key));
-    const r = done ?? { ...key, ...(await measure(opts, w, solver, steps, sampleGuidance, name, refStats, classifier)) };
-    rows.push(r);
-    writeFileAtomic(metricsPath, Buffer.from(`${JSON.stringify({ settings, rows }, null, 2)}\n`));
-    writeFileAtomic(join(opts.outDir, 'table.md'), Buffer.from(metricsTable(rows, opts.teacher.run.kac.c)));
-    writeFileAtomic(join(opts.outDir, 'velocity.md'), Buffer.from(velocityReport(rows, opts)));
-    opts.onRow?.(r, done !== undefined);
-  };
+  // the rows of this run, in table order: the teacher's per solver and NFE, then each student's
+  const plan: PlannedRow[] = [];
   for (const solver of opts.teacherSolvers) {
     for (const nfe of opts.teacherNfe) {
       const steps = nfe / NFE_PER_STEP[solver];
@@ -135,17 +137,34 @@ export async function evaluate(opts: EvalOptions): Promise<EvalRow[]> {
         console.error(`skipping teacher ${solver} at ${nfe} NFE: ${solver} takes ${NFE_PER_STEP[solver]} NFE a step`);
         continue;
       }
-      await row(opts.teacher, 'teacher', solver, steps, opts.guidance, opts.guidance, `teacher-${solver}-${nfe}nfe`);
+      plan.push({ w: opts.teacher, model: 'teacher', solver, steps, guidance: opts.guidance, sampleGuidance: opts.guidance, name: `teacher-${solver}-${nfe}nfe` });
     }
   }
   for (const s of opts.students) {
     const steps = studentSteps(s);
     if (!steps) throw new Error(`${s.path}: not a distilled student (no stage in its config)`);
     // students sample unguided: their guidance is baked in
-    await row(s, 'student', 'euler', steps, Number(s.run.guidance ?? 1), 1, `student-${steps}step`);
+    plan.push({ w: s, model: 'student', solver: 'euler', steps, guidance: Number(s.run.guidance ?? 1), sampleGuidance: 1, name: `student-${steps}step` });
+  }
+  const weightsSha256 = new Map([opts.teacher, ...opts.students].map((w) => [w.path, sha256(w.path)]));
+  const identities = plan.map((p) => ({ model: p.model, solver: p.solver, steps: p.steps, guidance: p.guidance, weightsSha256: weightsSha256.get(p.w.path)! }));
+  const keys = identities.map(rowKey);
+  const measured = new Map<string, EvalRow>();
+  // every write holds each planned row already done, measured now or kept from the earlier run, so an
+  // interrupted resumed run loses none of the finished rows it had not reached yet
+  const done = () => keys.flatMap((k) => measured.get(k) ?? finished.get(k) ?? []);
+  for (const [i, p] of plan.entries()) {
+    const kept = finished.get(keys[i]);
+    const r = kept ?? { ...identities[i], ...(await measure(opts, p.w, p.solver, p.steps, p.sampleGuidance, p.name, refStats, classifier)) };
+    measured.set(keys[i], r);
+    const rows = done();
+    writeFileAtomic(metricsPath, Buffer.from(`${JSON.stringify({ settings, rows }, null, 2)}\n`));
+    writeFileAtomic(join(opts.outDir, 'table.md'), Buffer.from(metricsTable(rows, opts.teacher.run.kac.c)));
+    writeFileAtomic(join(opts.outDir, 'velocity.md'), Buffer.from(velocityReport(rows, opts)));
+    opts.onRow?.(r, kept !== undefined);
   }
   classifier.dispose();
-  return rows;
+  return done();
 }
 
 /** The footnote every table of rows carries. */
