@@ -19,6 +19,22 @@ class Bag extends Module {
   }
 }
 
+/** One float64 step of AdamW (betas 0.9, 0.99) on clipped gradients `g * scale`, then the EMA with
+ *  decay `d`, in place on parameters p, moments m and v, and shadow e. */
+function referenceStep(s: { p: Float64Array[]; m: Float64Array[]; v: Float64Array[]; e: Float64Array[] }, g: ArrayLike<number>[], scale: number, t: number, opts: { lr: number; eps: number; weightDecay: number }, d: number) {
+  const { p, m, v, e } = s;
+  p.forEach((pj, j) => {
+    for (let i = 0; i < pj.length; i++) {
+      const gi = g[j][i] * scale;
+      m[j][i] = 0.9 * m[j][i] + 0.1 * gi;
+      v[j][i] = 0.99 * v[j][i] + 0.01 * gi * gi;
+      const upd = m[j][i] / (1 - 0.9 ** t) / (Math.sqrt(v[j][i] / (1 - 0.99 ** t)) + opts.eps);
+      pj[i] -= opts.lr * (upd + opts.weightDecay * pj[i]);
+      e[j][i] = d * e[j][i] + (1 - d) * pj[i];
+    }
+  });
+}
+
 forEachBackend('multi-tensor optimizers', (getGpu) => {
   it('AdamW with clipping, EMA and gradNorm match float64 over 17 tensors in few dispatches', async () => {
     const rng = makeRng(7);
@@ -47,16 +63,7 @@ forEachBackend('multi-tensor optimizers', (getGpu) => {
       ema.update();
       dispatches = gpu.counters.dispatches - before;
       const d = Math.min(0.9, t / (4 + t - 1));
-      SIZES.forEach((n, j) => {
-        for (let i = 0; i < n; i++) {
-          const gi = g[j][i] * scale;
-          m[j][i] = 0.9 * m[j][i] + 0.1 * gi;
-          v[j][i] = 0.99 * v[j][i] + 0.01 * gi * gi;
-          const upd = m[j][i] / (1 - 0.9 ** t) / (Math.sqrt(v[j][i] / (1 - 0.99 ** t)) + opts.eps);
-          p[j][i] -= opts.lr * (upd + opts.weightDecay * p[j][i]);
-          e[j][i] = d * e[j][i] + (1 - d) * p[j][i];
-        }
-      });
+      referenceStep({ p, m, v, e }, g, scale, t, opts, d);
       expect(await opt.lastGradNorm!.item()).toBeCloseTo(norm, 3);
     }
     for (let j = 0; j < SIZES.length; j++) {
@@ -155,16 +162,7 @@ forEachBackend('multi-tensor optimizers', (getGpu) => {
       expect(await opt.lastGradNorm!.item()).toBeCloseTo(norm, 3);
       opt.zeroGrad();
       expect(params.every((q) => q.grad === null)).toBe(true);
-      sizes.forEach((n, j) => {
-        for (let i = 0; i < n; i++) {
-          const gi = g[j][i] * scale;
-          m[j][i] = 0.9 * m[j][i] + 0.1 * gi;
-          v[j][i] = 0.99 * v[j][i] + 0.01 * gi * gi;
-          const upd = m[j][i] / (1 - 0.9 ** t) / (Math.sqrt(v[j][i] / (1 - 0.99 ** t)) + opts.eps);
-          p[j][i] -= opts.lr * (upd + opts.weightDecay * p[j][i]);
-          e[j][i] = 0.8 * e[j][i] + 0.2 * p[j][i];
-        }
-      });
+      referenceStep({ p, m, v, e }, g, scale, t, opts, 0.8);
       for (let j = 0; j < sizes.length; j++) {
         assertClose(await params[j].toArray(), Array.from(p[j]), { rtol: 1e-4, atol: 1e-5 }, `AdamW parameter ${j} at step ${t}`);
       }
