@@ -95,6 +95,15 @@ fn dzAt(i: u32, c: u32, xh: f32) -> f32 {
 }`;
 }
 
+/** The entry of the per-(sample, group) kernels: one workgroup per row, the row's `p.count` values
+ *  starting at x[base], its first channel c0. */
+const ROW_ENTRY = `@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * p.gridX;
+  if (row >= p.rows) { return; }
+  let base = row * p.count;
+  let c0 = (row % p.groups) * p.cpg;`;
+
 /**
  * y = (x - mean) * rstd * gamma + beta per (sample, group), then SiLU if asked, and stats
  * [N * groups, 2] = (mean, 1 / sqrt(var + eps)) for the backward pass.
@@ -103,12 +112,7 @@ fn dzAt(i: u32, c: u32, xh: f32) -> f32 {
 export function groupNormForwardKernel(s: GroupNormSpec): Kernel {
   const launch = grid(s.batch * s.groups);
   const code = `${header(s, 'forward')}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * p.gridX;
-  if (row >= p.rows) { return; }
-  let base = row * p.count;
-  let c0 = (row % p.groups) * p.cpg;
+${ROW_ENTRY}
   var acc = 0.0;
   for (var i = lid; i < p.count; i += ${WG}u) { acc += x[base + i]; }
   let mu = workgroupSum(lid, acc) / f32(p.count);
@@ -134,12 +138,7 @@ export function groupNormBackwardDxKernel(s: GroupNormSpec): Kernel {
   const launch = grid(s.batch * s.groups);
   const code = `${header(s, 'dx')}
 ${gradAtZ(s)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * p.gridX;
-  if (row >= p.rows) { return; }
-  let base = row * p.count;
-  let c0 = (row % p.groups) * p.cpg;
+${ROW_ENTRY}
   let mu = stats[2u * row];
   let rstd = stats[2u * row + 1u];
   var sumD = 0.0;
