@@ -13,19 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode as encodePng } from 'fast-png';
 import { SafetensorsError, decodeSafetensors, encodeSafetensors } from '../src/io/safetensors';
 import { DataError, decodePngPixels, loadIdx, loadPngFolder, parseIdx } from '../src/data/index';
+import { makeRng } from './reference';
 
 const SEED = 20240611;
 
-/** mulberry32: small seeded PRNG, uniform in [0, 1). */
-function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 type Rng = () => number;
 const int = (r: Rng, n: number) => Math.floor(r() * n);
 

@@ -5,6 +5,7 @@ import {
   encodeSafetensors,
   type SafetensorsErrorCode,
 } from '../src/io/safetensors';
+import { makeRng } from './reference';
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -46,16 +47,6 @@ function expectError(fn: () => unknown, code: SafetensorsErrorCode, file = 'test
 
 const bitsOf32 = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
-/** Tiny deterministic PRNG for test inputs (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------
 // Independent float16 reference: every finite half value decoded by the IEEE formula, then
@@ -111,7 +102,7 @@ function f16TestValues(): Float32Array {
     vals.push(f[0]!);
   }
   // random float32 bit patterns over the whole range
-  const r = rng(7);
+  const r = makeRng(7);
   for (let i = 0; i < 20000; i++) {
     u[0] = Math.floor(r() * 2 ** 32);
     if (!Number.isNaN(f[0])) vals.push(f[0]!);
@@ -154,7 +145,7 @@ describe('safetensors round trips', () => {
   });
 
   it('random F32 tensors round-trip exactly, including from subarray views', () => {
-    const r = rng(11);
+    const r = makeRng(11);
     const big = new Float32Array(1001);
     for (let k = 0; k < big.length; k++) big[k] = (r() - 0.5) * 1e6;
     const view = big.subarray(1, 1001); // odd byte offset into the buffer: 4
