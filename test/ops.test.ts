@@ -935,9 +935,12 @@ forEachBackend('ops', (getGpu) => {
     fwd: FWD_LOOSE,
   });
   // the fused GroupNorm + SiLU; groups = 1 and groups = C; odd spatial sizes; groups of 286 and
-  // 572 elements (several per invocation of the 64-wide workgroups)
+  // 572 elements (several per invocation of the 64-wide workgroups); spatial sizes that are
+  // multiples of 4 (the vec4 kernels)
   for (const [shape, groups] of [
     [[2, 6, 5, 7], 3],
+    [[2, 6, 2, 4], 3],
+    [[3, 4, 4], 2],
     [[2, 4, 3, 5], 1],
     [[2, 6, 3, 3], 6],
     [[5, 8], 4],

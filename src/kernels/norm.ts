@@ -5,6 +5,9 @@
 // Backward: one workgroup per (sample, group) writes dx; one workgroup per channel sums dgamma and
 // dbeta over the batch and the spatial positions. Reductions run in a fixed order (no atomics), so
 // results are bit-identical run to run. Every size is a uniform: one pipeline per variant.
+// When the spatial size is a multiple of 4 the tensors are read and written as vec4 (a vec4 never
+// straddles two channels): software adapters load a value lane by lane, so this cuts the loads,
+// bounds checks and channel lookups by 4.
 import { type Kernel, MAX_WORKGROUPS_PER_DIM, f32Bits, storage } from './kernel';
 import { ELEMENTWISE_PRELUDE } from './elementwise';
 
@@ -67,8 +70,10 @@ function header(s: GroupNormSpec, pass: GroupNormPass): string {
   const { inputs, outputs } = BINDINGS[pass];
   const bound = groupNormAffineBindings(s, pass);
   const names = [...inputs, ...bound];
-  const decls = [...names.map((n, k) => storage(k, n, 'read')), ...outputs.map((n, k) => storage(names.length + k, n, 'read_write'))];
+  const type = (n: string) => (['g', 'x', 'y', 'dx'].includes(n) ? 'T' : 'f32');
+  const decls = [...names.map((n, k) => storage(k, n, 'read', type(n))), ...outputs.map((n, k) => storage(names.length + k, n, 'read_write', type(n)))];
   return `${ELEMENTWISE_PRELUDE}
+${vectorHelpers(s)}
 ${decls.join('\n')}
 ${UNIFORM}
 @group(0) @binding(${names.length + outputs.length}) var<uniform> p: gn_t;
@@ -83,25 +88,39 @@ const BINDINGS = {
   dparams: { inputs: ['g', 'x', 'stats'], outputs: ['dgamma', 'dbeta'] },
 };
 
-const variant = (s: GroupNormSpec) => `${s.gamma ? 'g' : ''}${s.beta ? 'b' : ''}${s.silu ? '_silu' : ''}`;
+const variant = (s: GroupNormSpec) => `${s.gamma ? 'g' : ''}${s.beta ? 'b' : ''}${s.silu ? '_silu' : ''}${width(s) === 4 ? '_v4' : ''}`;
+
+/** Elements per load: 4 when the spatial size allows vec4 access, else 1. */
+const width = (s: GroupNormSpec) => (s.spatial % 4 === 0 ? 4 : 1);
+
+/** WGSL helpers over the load type T (vec4f or f32): horizontal sum and SiLU's sigmoid. */
+function vectorHelpers(s: GroupNormSpec): string {
+  const v4 = width(s) === 4;
+  const T = v4 ? 'vec4f' : 'f32';
+  return `alias T = ${T};
+fn hsum(v: T) -> f32 { return ${v4 ? 'v.x + v.y + v.z + v.w' : 'v'}; }
+fn sigmoidT(v: T) -> T { let e = exp(-abs(v)); return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= T(0.0)); }`;
+}
 
 /** dL/dz at element i of channel c, z the affine output before SiLU (reads g, x, mu, rstd). */
 function gradAtZ(s: GroupNormSpec): string {
-  return `fn xhatAt(i: u32, mu: f32, rstd: f32) -> f32 { return (x[i] - mu) * rstd; }
-fn dzAt(i: u32, c: u32, xh: f32) -> f32 {
+  return `fn xhatAt(i: u32, mu: f32, rstd: f32) -> T { return (x[i] - mu) * rstd; }
+fn dzAt(i: u32, c: u32, xh: T) -> T {
   ${s.silu ? `let z = xh * gammaAt(c) + betaAt(c);
-  let sg = sigmoid(z);
+  let sg = sigmoidT(z);
   return g[i] * sg * (1.0 + z * (1.0 - sg));` : 'return g[i];'}
 }`;
 }
 
-/** The entry of the per-(sample, group) kernels: one workgroup per row, the row's `p.count` values
- *  starting at x[base], its first channel c0. */
-const ROW_ENTRY = `@compute @workgroup_size(${WG})
+/** The entry of the per-(sample, group) kernels: one workgroup per row, the row's `count` loads
+ *  (of `spatial` per channel) starting at x[base], its first channel c0. */
+const rowEntry = (s: GroupNormSpec) => `@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x + wid.y * p.gridX;
   if (row >= p.rows) { return; }
-  let base = row * p.count;
+  let count = p.count / ${width(s)}u;
+  let spatial = p.spatial / ${width(s)}u;
+  let base = row * count;
   let c0 = (row % p.groups) * p.cpg;`;
 
 /**
@@ -112,17 +131,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 export function groupNormForwardKernel(s: GroupNormSpec): Kernel {
   const launch = grid(s.batch * s.groups);
   const code = `${header(s, 'forward')}
-${ROW_ENTRY}
-  var acc = 0.0;
-  for (var i = lid; i < p.count; i += ${WG}u) { acc += x[base + i]; }
-  let mu = workgroupSum(lid, acc) / f32(p.count);
-  var sq = 0.0;
-  for (var i = lid; i < p.count; i += ${WG}u) { let d = x[base + i] - mu; sq += d * d; }
-  let rstd = inverseSqrt(workgroupSum(lid, sq) / f32(p.count) + p.eps);
-  for (var i = lid; i < p.count; i += ${WG}u) {
-    let c = c0 + i / p.spatial;
+${rowEntry(s)}
+  var acc = T(0.0);
+  for (var i = lid; i < count; i += ${WG}u) { acc += x[base + i]; }
+  let mu = workgroupSum(lid, hsum(acc)) / f32(p.count);
+  var sq = T(0.0);
+  for (var i = lid; i < count; i += ${WG}u) { let d = x[base + i] - mu; sq += d * d; }
+  let rstd = inverseSqrt(workgroupSum(lid, hsum(sq)) / f32(p.count) + p.eps);
+  for (var i = lid; i < count; i += ${WG}u) {
+    let c = c0 + i / spatial;
     let z = (x[base + i] - mu) * rstd * gammaAt(c) + betaAt(c);
-    y[base + i] = ${s.silu ? 'z * sigmoid(z)' : 'z'};
+    y[base + i] = ${s.silu ? 'z * sigmoidT(z)' : 'z'};
   }
   if (lid == 0u) {
     stats[2u * row] = mu;
@@ -138,22 +157,22 @@ export function groupNormBackwardDxKernel(s: GroupNormSpec): Kernel {
   const launch = grid(s.batch * s.groups);
   const code = `${header(s, 'dx')}
 ${gradAtZ(s)}
-${ROW_ENTRY}
+${rowEntry(s)}
   let mu = stats[2u * row];
   let rstd = stats[2u * row + 1u];
-  var sumD = 0.0;
-  var sumDX = 0.0;
-  for (var i = lid; i < p.count; i += ${WG}u) {
-    let c = c0 + i / p.spatial;
+  var sumD = T(0.0);
+  var sumDX = T(0.0);
+  for (var i = lid; i < count; i += ${WG}u) {
+    let c = c0 + i / spatial;
     let xh = xhatAt(base + i, mu, rstd);
     let d = dzAt(base + i, c, xh) * gammaAt(c);
     sumD += d;
     sumDX += d * xh;
   }
-  let meanD = workgroupSum(lid, sumD) / f32(p.count);
-  let meanDX = workgroupSum(lid, sumDX) / f32(p.count);
-  for (var i = lid; i < p.count; i += ${WG}u) {
-    let c = c0 + i / p.spatial;
+  let meanD = workgroupSum(lid, hsum(sumD)) / f32(p.count);
+  let meanDX = workgroupSum(lid, hsum(sumDX)) / f32(p.count);
+  for (var i = lid; i < count; i += ${WG}u) {
+    let c = c0 + i / spatial;
     let xh = xhatAt(base + i, mu, rstd);
     let d = dzAt(base + i, c, xh) * gammaAt(c);
     dx[base + i] = rstd * (d - meanD - xh * meanDX);
@@ -173,19 +192,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let c = wid.x + wid.y * p.gridX;
   if (c >= p.channels) { return; }
   let grp = c / p.cpg;
-  var sumG = 0.0;
-  var sumB = 0.0;
-  for (var k = lid; k < p.perChannel; k += ${WG}u) {
-    let n = k / p.spatial;
-    let i = (n * p.channels + c) * p.spatial + k % p.spatial;
+  let spatial = p.spatial / ${width(s)}u;
+  var sumG = T(0.0);
+  var sumB = T(0.0);
+  for (var k = lid; k < p.perChannel / ${width(s)}u; k += ${WG}u) {
+    let n = k / spatial;
+    let i = (n * p.channels + c) * spatial + k % spatial;
     let row = n * p.groups + grp;
     let xh = xhatAt(i, stats[2u * row], stats[2u * row + 1u]);
     let d = dzAt(i, c, xh);
     sumG += d * xh;
     sumB += d;
   }
-  let totalG = workgroupSum(lid, sumG);
-  let totalB = workgroupSum(lid, sumB);
+  let totalG = workgroupSum(lid, hsum(sumG));
+  let totalB = workgroupSum(lid, hsum(sumB));
   if (lid == 0u) {
     dgamma[c] = totalG;
     dbeta[c] = totalB;
