@@ -93,13 +93,13 @@ const variant = (s: GroupNormSpec) => `${s.gamma ? 'g' : ''}${s.beta ? 'b' : ''}
 /** Elements per load: 4 when the spatial size allows vec4 access, else 1. */
 const width = (s: GroupNormSpec) => (s.spatial % 4 === 0 ? 4 : 1);
 
-/** WGSL helpers over the load type T (vec4f or f32): horizontal sum and SiLU's sigmoid. */
+/** WGSL helpers over the load type T (vec4f or f32): horizontal sum, and the prelude's sigmoid per
+ *  component. */
 function vectorHelpers(s: GroupNormSpec): string {
   const v4 = width(s) === 4;
-  const T = v4 ? 'vec4f' : 'f32';
-  return `alias T = ${T};
+  return `alias T = ${v4 ? 'vec4f' : 'f32'};
 fn hsum(v: T) -> f32 { return ${v4 ? 'v.x + v.y + v.z + v.w' : 'v'}; }
-fn sigmoidT(v: T) -> T { let e = exp(-abs(v)); return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= T(0.0)); }`;
+fn sigmoidT(v: T) -> T { return ${v4 ? 'vec4f(sigmoid(v.x), sigmoid(v.y), sigmoid(v.z), sigmoid(v.w))' : 'sigmoid(v)'}; }`;
 }
 
 /** dL/dz at element i of channel c, z the affine output before SiLU (reads g, x, mu, rstd). */
