@@ -3,9 +3,10 @@
 // tensors) against float64 references, over more tensors of odd sizes than one dispatch binds;
 // gradients from backward land in the gradient arena equal to those of unpacked twins, zeroGrad
 // makes the next backward overwrite them, the state dicts keep one entry per parameter, and a
-// state loaded into a new optimizer continues bit-identically.
+// state loaded into a new optimizer continues bit-identically; bias gradients of packed parameters
+// are summed into the arena together, a few dispatches for all of them.
 import { expect, it } from 'vitest';
-import { AdamW, EMA, Module, ParameterArena, type Tensor, gradNorm, parameter, scope, tensor } from '../src/engine/index';
+import { AdamW, EMA, Module, ParameterArena, type Tensor, conv2d, gradNorm, parameter, scope, tensor } from '../src/engine/index';
 import { forEachBackend } from './helpers/gpu';
 import { assertClose, makeRng } from './reference';
 
@@ -195,5 +196,79 @@ forEachBackend('multi-tensor optimizers', (getGpu) => {
     opt.zeroGrad();
     for (const x of [opt, ema, model, twin]) x.dispose();
     expect(roots.map((r) => r.refs)).toEqual([0, 0]);
+  });
+
+  it('bias gradients of packed parameters are summed into the arena together, equal to float64 sums', async () => {
+    const gpu = getGpu();
+    const rng = makeRng(5);
+    const rand = (n: number) => Float32Array.from({ length: n }, () => rng() * 2 - 1);
+    // each parameter is broadcast into a term sum(seed * (x + p)) (sum(seed * conv2d(x, w, p)) for
+    // the convolution's bias), so its gradient is the seed summed over the broadcast axes
+    const cases: { shape: number[]; into: number[]; how: string }[] = [
+      { shape: [6], into: [5, 6], how: 'linear bias: [a, c]' },
+      { shape: [3, 1, 1], into: [4, 3, 7, 8], how: 'per channel: [a, c, r]' },
+      { shape: [3], into: [2, 3, 5, 8], how: 'conv2d bias' },
+      { shape: [1], into: [4, 5], how: 'everything summed' },
+      { shape: [1, 6], into: [3, 6], how: 'leading size-1 axis' },
+      { shape: [2, 1, 4], into: [3, 2, 5, 4], how: 'kept axes around a summed one: reduced at once' },
+      { shape: [6], into: [5, 6], how: 'used twice: the pending sum and a second gradient add up' },
+    ];
+    const size = (sh: number[]) => sh.reduce((a, d) => a * d, 1);
+    const init = cases.map((c) => rand(size(c.shape)));
+    const seeds = cases.map((c) => rand(size(c.into)));
+    const xs = cases.map((c) => rand(size(c.into)));
+    const twiceX = rand(2 * 6);
+    const twiceSeed = rand(2 * 6);
+    const convX = rand(2 * 2 * 5 * 8);
+    const convW = rand(3 * 2 * 9);
+    const ps = cases.map((c, j) => parameter(tensor(init[j], c.shape)));
+    const arena = ParameterArena.pack(ps)!;
+    expect(arena).not.toBeNull();
+    const backward = () =>
+      scope(() => {
+        const terms = cases.map((c, j) => {
+          const x = tensor(xs[j], c.into);
+          const y = c.how === 'conv2d bias' ? conv2d(tensor(convX, [2, 2, 5, 8]), tensor(convW, [3, 2, 3, 3]), ps[j], { padding: 1 }) : x.add(ps[j]);
+          return y.mul(tensor(seeds[j], c.into)).sum();
+        });
+        terms.push(tensor(twiceX, [2, 6]).add(ps[6]).mul(tensor(twiceSeed, [2, 6])).sum());
+        terms.reduce((a, b) => a.add(b)).backward();
+      });
+    // float64: the seed summed over every axis the parameter is broadcast along
+    const reference = cases.map((c, j) => {
+      const out = new Float64Array(size(c.shape));
+      // the shape the parameter is broadcast from (a convolution's bias runs along the channels)
+      const pad = c.how === 'conv2d bias' ? [1, 3, 1, 1] : [...Array(c.into.length - c.shape.length).fill(1), ...c.shape];
+      for (let e = 0; e < seeds[j].length; e++) {
+        let rem = e;
+        let o = 0;
+        let stride = 1;
+        for (let d = c.into.length - 1; d >= 0; d--) {
+          const i = rem % c.into[d];
+          rem = Math.floor(rem / c.into[d]);
+          if (pad[d] !== 1) o += i * stride;
+          stride *= pad[d];
+        }
+        out[o] += seeds[j][e];
+      }
+      return out;
+    });
+    for (let e = 0; e < 12; e++) reference[6][e % 6] += twiceSeed[e];
+    gpu.startProfiling();
+    backward();
+    const profile = await gpu.readProfile();
+    gpu.stopProfiling();
+    for (let j = 0; j < cases.length; j++) {
+      expect(ps[j].grad!.isBackedBy(ps[j].gradSlot!)).toBe(true);
+      assertClose(await ps[j].grad!.toArray(), Array.from(reference[j]), { rtol: 1e-5, atol: 1e-5 }, cases[j].how);
+    }
+    // the five pending sums in one dispatch; the others reduced on their own
+    const dispatches = (re: RegExp) => profile.filter((k) => re.test(k.name)).reduce((a, k) => a + k.dispatches, 0);
+    expect(dispatches(/^sum\.multi/)).toBe(1);
+    // a second backward without zeroGrad adds to the slots (no pending sums then)
+    backward();
+    for (let j = 0; j < cases.length; j++) assertClose(await ps[j].grad!.toArray(), Array.from(reference[j], (v) => 2 * v), { rtol: 1e-5, atol: 1e-5 }, `accumulated: ${cases[j].how}`);
+    for (const q of ps) q.dispose();
+    arena.dispose();
   });
 });

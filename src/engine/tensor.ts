@@ -2,7 +2,7 @@
 // owns it. Ops live in ops/*.ts and are attached to the prototype there.
 import type { Binding, Gpu } from './runtime/gpu';
 import { type StridedView, elementwiseKernel } from '../kernels/elementwise';
-import { copyMultiKernel } from '../kernels/optim';
+import { copyMultiKernel, sumIntoSlotsKernel } from '../kernels/optim';
 
 export type DType = 'f32' | 'i32';
 export type Shape = readonly number[];
@@ -11,7 +11,22 @@ export type Shape = readonly number[];
 export interface GradNode {
   op: string;
   inputs: Tensor[];
-  backward: (grad: Tensor) => (Tensor | null)[];
+  backward: (grad: Tensor) => (Tensor | PendingSum | null)[];
+}
+
+/** A gradient handed back unreduced: `src` viewed as [a, c, r] summed over a and r into `shape`
+ *  (c elements), as a bias's gradient is. backward() reduces the ones bound for a parameter arena
+ *  together at the end, a few multi-tensor dispatches instead of one or two per parameter; anywhere
+ *  else `reduce` runs at once. */
+export class PendingSum {
+  constructor(
+    readonly src: Tensor,
+    readonly a: number,
+    readonly c: number,
+    readonly r: number,
+    readonly shape: number[],
+    readonly reduce: () => Tensor,
+  ) {}
 }
 
 let defaultGpu: Gpu | null = null;
@@ -451,6 +466,7 @@ export class Tensor {
       grads.set(this, seed ?? this.onesLike());
       const assigned = new Set<Tensor>();
       const gathers: { slot: Storage; src: Tensor }[] = [];
+      const pendingSums = new Map<Tensor, PendingSum>();
       for (let i = order.length - 1; i >= 0; i--) {
         const t = order[i];
         const g = grads.get(t);
@@ -487,16 +503,31 @@ export class Tensor {
         }
         const inputGrads = t.node.backward(g);
         t.node.inputs.forEach((input, k) => {
-          const gi = inputGrads[k];
+          let gi = inputGrads[k];
           if (!gi || !input.requiresGrad) return;
           if (gi.shape.join() !== input.shape.join()) {
             throw new Error(`internal: gradient of ${t.node!.op} input ${k} has shape [${gi.shape}] but input has [${input.shape}]`);
+          }
+          // a packed parameter's only gradient, first since zeroGrad: reduced into its slot at the end
+          const pending = pendingSums.get(input);
+          if (gi instanceof PendingSum && !pending && !grads.has(input) && !input.node && input.gradSlot && !input.grad) {
+            pendingSums.set(input, gi);
+            return;
+          }
+          if (gi instanceof PendingSum) gi = gi.reduce();
+          if (pending) {
+            pendingSums.delete(input);
+            grads.set(input, pending.reduce());
           }
           const prev = grads.get(input);
           grads.set(input, prev ? prev.add(gi) : gi);
         });
       }
       if (gathers.length > 0) gatherIntoSlots(this.gpu, gathers);
+      if (pendingSums.size > 0) {
+        sumIntoSlots(this.gpu, [...pendingSums].map(([leaf, sum]) => ({ slot: leaf.gradSlot!, sum })));
+        for (const leaf of pendingSums.keys()) leaf.grad = keep(new Tensor(leaf.gradSlot!, leaf.shape));
+      }
     });
   }
 }
@@ -524,6 +555,38 @@ export function gatherIntoSlots(gpu: Gpu, gathers: { slot: Storage; src: Tensor 
     for (let k = 0; k < list.length; k += perDispatch) {
       const group = list.slice(k, k + perDispatch);
       const kernel = copyMultiKernel(group.map((x) => x.slot.byteLength / 4), group.map((x) => (x.slot.byteOffset - root.byteOffset) / 4));
+      gpu.dispatch(kernel, [root.binding, ...group.map((x) => x.src.binding)]);
+    }
+  }
+}
+
+/** Reduce each pending sum into its `slot` (a range of an arena buffer): one multi-tensor dispatch per
+ *  group bound together (one workgroup per output element, within one grid dimension); a source in
+ *  the slot's own buffer, or a sum with more outputs than one grid dimension holds, is reduced on its
+ *  own and copied. */
+function sumIntoSlots(gpu: Gpu, sums: { slot: Storage; sum: PendingSum }[]): void {
+  const perDispatch = Math.max(1, Math.min(15, (gpu.limits.maxStorageBuffersPerShaderStage ?? 8) - 1));
+  const byRoot = new Map<Storage, { slot: Storage; sum: PendingSum; src: Storage }[]>();
+  for (const { slot, sum } of sums) {
+    const src = sum.src.storageForRead;
+    if (src.buffer === slot.buffer || sum.c > 65535) {
+      gatherIntoSlots(gpu, [{ slot, src: sum.reduce() }]);
+      continue;
+    }
+    const list = byRoot.get(slot.root) ?? [];
+    byRoot.set(slot.root, list);
+    list.push({ slot, sum, src });
+  }
+  for (const [root, list] of byRoot) {
+    for (const r of [...root.readers.values()]) r.deref()?.storageForRead;
+    for (let k = 0; k < list.length; ) {
+      const group: typeof list = [];
+      let outputs = 0;
+      while (k < list.length && group.length < perDispatch && (group.length === 0 || outputs + list[k].sum.c <= 65535)) {
+        outputs += list[k].sum.c;
+        group.push(list[k++]);
+      }
+      const kernel = sumIntoSlotsKernel(group.map(({ sum }) => sum), group.map((x) => (x.slot.byteOffset - root.byteOffset) / 4));
       gpu.dispatch(kernel, [root.binding, ...group.map((x) => x.src.binding)]);
     }
   }

@@ -2,7 +2,7 @@
 // one compiled pipeline serves every tensor and every step (a baked constant would recompile). The
 // single-tensor kernels also run over a whole parameter arena at once (engine/param-arena.ts); the
 // multi-tensor ones serve parameters that are not packed into one.
-import { type Kernel, f32Bits, sizedIndex, sizedLaunch, sizedUniform, storage } from './kernel';
+import { type Kernel, f32Bits, sizedIndex, sizedLaunch, sizedUniform, storage, u32 } from './kernel';
 
 export interface AdamwScalars {
   lr: number;
@@ -150,6 +150,61 @@ ${slotDispatch(k, (j) => `dst[o] = s${j}[i];`)}
   const total = sizes.reduce((a, s) => a + s, 0);
   const { workgroups, params } = sizedLaunch(total, 256, slotWords(sizes, offsets));
   return { name: `gather.multi${k}`, code, workgroups, params };
+}
+
+/** Lanes of a workgroup of sumIntoSlotsKernel (a power of two). */
+const SUM_LANES = 64;
+
+/** Bias-style gradient sums of k tensors into their slots of one arena (binding 0), from
+ *  s0..s(k-1): tensor j viewed as [A_j, C_j, R_j] is summed over A and R into its C_j elements. One
+ *  workgroup per output element, each reducing in a fixed order (deterministic run to run). */
+export function sumIntoSlotsKernel(shapes: { a: number; c: number; r: number }[], offsets: number[]): Kernel {
+  const k = shapes.length;
+  const bindings = Array.from({ length: k }, (_, j) => storage(1 + j, `s${j}`, 'read')).join('\n');
+  const fields = shapes.flatMap((_, j) => [`e${j}: u32`, `o${j}: u32`]);
+  while (fields.length % 4 !== 0) fields.push(`pad${fields.length}: u32`);
+  // the sizes are baked in (each is a loop bound or a stride); where the slot's workgroups end and
+  // where it starts in the arena are uniforms
+  const branches = shapes
+    .map(({ a, c, r }, j) => {
+      const start = j === 0 ? '0u' : `P.e${j - 1}`;
+      return `  if (w < P.e${j}) {
+    let ch = w - ${start};
+    for (var i = 0u; i < ${u32(a)}; i++) {
+      let base = (i * ${u32(c)} + ch) * ${u32(r)};
+      for (var q = l; q < ${u32(r)}; q += ${u32(SUM_LANES)}) { acc += s${j}[base + q]; }
+    }
+    o = P.o${j} + ch;
+  }`;
+    })
+    .join(' else\n');
+  const code = `${storage(0, 'dst', 'read_write')}
+${bindings}
+struct P_t { ${fields.join(', ')} }
+@group(0) @binding(${1 + k}) var<uniform> P: P_t;
+var<workgroup> red: array<f32, ${SUM_LANES}>;
+@compute @workgroup_size(${SUM_LANES})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u32) {
+  let w = wid.x;
+  var acc = 0.0;
+  var o = 0u;
+${branches}
+  red[l] = acc;
+  workgroupBarrier();
+  for (var s = ${u32(SUM_LANES / 2)}; s > 0u; s >>= 1u) {
+    if (l < s) { red[l] += red[l + s]; }
+    workgroupBarrier();
+  }
+  if (l == 0u) { dst[o] = red[0]; }
+}`;
+  const words: number[] = [];
+  let end = 0;
+  shapes.forEach(({ c }, j) => {
+    end += c;
+    words.push(end, offsets[j]);
+  });
+  while (words.length % 4 !== 0) words.push(0);
+  return { name: `sum.multi${k}`, code, workgroups: [end, 1, 1], params: Uint32Array.from(words) };
 }
 
 /** Sums of squares of k tensors in one dispatch, one workgroup per tensor (a fixed tree, so the

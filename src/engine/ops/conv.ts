@@ -8,7 +8,7 @@ import { type Conv3Spec, conv3Eligible } from '../../kernels/conv3';
 import { convProblem, runProblem } from '../autotune';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
 import { u32, i32 } from '../../kernels/kernel';
-import { Tensor, recordGrad, formatShape } from '../tensor';
+import { PendingSum, Tensor, recordGrad, formatShape } from '../tensor';
 import { expectFloat, launch } from './base';
 
 export interface Conv2dOptions {
@@ -279,7 +279,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   return recordGrad(y, 'conv2d', inputs, (g) => [
     x.requiresGrad ? gradInput(g, weight, s) : null,
     weight.requiresGrad ? gradWeight(g, x, s) : null,
-    ...(bias ? [bias.requiresGrad ? g.sum([0, 2, 3]) : null] : []),
+    ...(bias ? [bias.requiresGrad ? new PendingSum(g, s.n, s.cout, s.ho * s.wo, [s.cout], () => g.sum([0, 2, 3])) : null] : []),
   ]);
 }
 

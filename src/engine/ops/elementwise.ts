@@ -1,8 +1,8 @@
 // Elementwise ops. Each is one line of WGSL for the forward pass and one for each gradient, side by
 // side; both run as fused elementwise kernels (see ew in base.ts).
-import { Tensor, recordGrad } from '../tensor';
+import { type PendingSum, Tensor, recordGrad } from '../tensor';
 import { type Operand, bindOperands, broadcastShapes, ew, expectFloat } from './base';
-import { sumTo } from './reduce';
+import { sumToLater } from './reduce';
 
 interface UnaryDef {
   /** forward, in terms of x */
@@ -73,7 +73,7 @@ export function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
   const y = ew(op, expr, tensors);
   const inputs = [a, b].filter((v): v is Tensor => v instanceof Tensor);
   return recordGrad(y, op, inputs, (g) => {
-    const grads: (Tensor | null)[] = [];
+    const grads: (Tensor | PendingSum | null)[] = [];
     for (const [name, operand, rule] of [['a', a, def.da], ['b', b, def.db]] as const) {
       if (!(operand instanceof Tensor)) continue;
       if (!rule) {
@@ -82,7 +82,7 @@ export function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
       }
       // a gradient that passes through unchanged is g itself, not a copy kernel
       const bound = bindOperands(rule, { a, b, g, y });
-      grads.push(sumTo(rule === 'g' ? g : ew(`${op}.grad_${name}`, bound.expr, bound.tensors, y.shape), operand.shape));
+      grads.push(sumToLater(rule === 'g' ? g : ew(`${op}.grad_${name}`, bound.expr, bound.tensors, y.shape), operand.shape));
     }
     return grads;
   });
@@ -97,7 +97,7 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   return recordGrad(y, 'where', inputs, (g) =>
     ([['a', a, 'select(0.0, g, c != 0.0)'], ['b', b, 'select(g, 0.0, c != 0.0)']] as const)
       .filter(([, v]) => v instanceof Tensor)
-      .map(([name, v, rule]) => sumTo(ew(`where.grad_${name}`, rule, { g, c: cond }, y.shape), (v as Tensor).shape)),
+      .map(([name, v, rule]) => sumToLater(ew(`where.grad_${name}`, rule, { g, c: cond }, y.shape), (v as Tensor).shape)),
   );
 }
 

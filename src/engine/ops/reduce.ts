@@ -1,6 +1,6 @@
 // Reductions: sum, mean, max, var over any axes, with keepdims; and sumTo (undo a broadcast).
 import { reducePlan, type ReduceOp } from '../../kernels/reduce';
-import { Tensor, recordGrad, formatShape } from '../tensor';
+import { PendingSum, Tensor, recordGrad, formatShape } from '../tensor';
 import { ew, expectFloat, full, launch } from './base';
 
 export type Axes = number | number[] | undefined;
@@ -88,4 +88,21 @@ export function sumTo(g: Tensor, shape: number[]): Tensor {
     if (i < lead || (shape[i - lead] === 1 && d !== 1)) axes.push(i);
   });
   return reduceRaw(g, axes, 'sum', 1, false).reshape(shape);
+}
+
+/** sumTo for a gradient rule: where the reduction is a bias's (every axis before one block of kept
+ *  axes and every axis after it summed), left pending, so backward() can reduce the gradients of a
+ *  model's parameters together; otherwise sumTo at once. */
+export function sumToLater(g: Tensor, shape: number[]): Tensor | PendingSum {
+  if (g.shape.join() === shape.join()) return g;
+  const lead = g.ndim - shape.length;
+  const kept = g.shape.map((d, i) => i >= lead && shape[i - lead] === d && d !== 1);
+  const first = kept.indexOf(true);
+  const last = kept.lastIndexOf(true);
+  const prod = (lo: number, hi: number) => g.shape.slice(lo, hi).reduce((a, d) => a * d, 1);
+  const c = first < 0 ? 1 : prod(first, last + 1);
+  const block = first < 0 || kept.slice(first, last + 1).every((k, i) => k || g.shape[first + i] === 1);
+  if (!block || g.size === 0) return sumTo(g, shape);
+  const a = first < 0 ? g.size : prod(0, first);
+  return new PendingSum(g, a, c, g.size / (a * c), shape, () => sumTo(g, shape));
 }

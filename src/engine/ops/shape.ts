@@ -4,7 +4,7 @@ import { elementwiseKernel, contiguousStrides } from '../../kernels/elementwise'
 import { padKernel, writeBlockKernel } from '../../kernels/indexing';
 import { Tensor, recordGrad, sizeOf, formatShape } from '../tensor';
 import { launch } from './base';
-import { sumTo } from './reduce';
+import { sumToLater } from './reduce';
 
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -55,7 +55,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const s = contiguousStrides(x.shape);
   const strides = shape.map((_, d) => (d < lead || x.shape[d - lead] === 1 ? 0 : s[d - lead]));
   const y = launch(elementwiseKernel(`expand${formatShape(x.shape)}->${formatShape(shape)}`, [...shape], [{ strides, offset: 0, type: x.dtype }], 'x0', x.dtype), [x], shape, x.dtype);
-  return recordGrad(y, 'expand', [x], (g) => [sumTo(g, x.shape)]);
+  return recordGrad(y, 'expand', [x], (g) => [sumToLater(g, x.shape)]);
 }
 
 /** x[starts[0]:ends[0], starts[1]:ends[1], ...]; missing trailing axes are taken whole. */
