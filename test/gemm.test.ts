@@ -82,6 +82,8 @@ const CONV3_VARIANTS: Conv3Variant[] = [
   { kind: 'direct3', tm: 8, q: 1, wg: 8 },
   { kind: 'direct3', tm: 3, q: 2, wg: 2 },
   { kind: 'direct3', tm: 4, q: 1, wg: 64 },
+  // weights through subgroup broadcasts: 27 weights per channel step over 8 lanes (the last round clamped)
+  { kind: 'direct3', tm: 3, q: 2, wg: 8, sg: true },
 ];
 
 /** float64 gradients of sum(y * seed) for y = conv2d(x, w) (no bias). */
@@ -117,7 +119,7 @@ function refConvGrads(x: NDArray, w: NDArray, seed: NDArray, c: ConvCase): { dx:
   return { dx, dw };
 }
 
-const CONV_VARIANTS = new Set(['reg.n.8x8.wg8.sk1', 'reg.n.8x8.wg8.sk1.sg', 'im2col+reg.n.8x4.wg8.sk1.sg', 'reg.m.5x3.wg2.sk1', 'tiled.2x1.tk4.sk1', 'reg.m.4x8.wg16.sk3', 'direct3.8x4.wg8', 'direct3.3x8.wg2', 'direct3.4x4.wg64', 'im2col+reg.n.8x8.wg8.sk1', 'im2col+reg.m.5x3.wg2.sk3']);
+const CONV_VARIANTS = new Set(['reg.n.8x8.wg8.sk1', 'reg.n.8x8.wg8.sk1.sg', 'im2col+reg.n.8x4.wg8.sk1.sg', 'reg.m.5x3.wg2.sk1', 'tiled.2x1.tk4.sk1', 'reg.m.4x8.wg16.sk3', 'direct3.8x4.wg8', 'direct3.3x8.wg2', 'direct3.4x4.wg64', 'direct3.3x8.wg8.sg', 'im2col+reg.n.8x8.wg8.sk1', 'im2col+reg.m.5x3.wg2.sk3']);
 
 const TOL = { rtol: 1e-4, atol: 1e-5, scaled: true };
 
@@ -127,7 +129,7 @@ vi.setConfig({ testTimeout: 600_000 });
 /** The subgroup size a variant needs (null: none). */
 const subgroupLanes = (v: Variant): number | null => {
   const g = v.kind === 'im2col' ? v.gemm : v;
-  return g.kind === 'reg' && g.sg ? g.wg : null;
+  return (g.kind === 'reg' || g.kind === 'direct3') && g.sg ? g.wg : null;
 };
 
 forEachBackend('gemm variants', (getGpu) => {

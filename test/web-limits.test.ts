@@ -47,7 +47,7 @@ describe('kernels for the browser', () => {
       H: h,
       W: w,
       input: { buffer: 'X', offset: `b * ${cin * P}u` },
-      weight: { buffer: 'W', index: (m, c, ky, kx) => `(${m} * ${cin}u + ${c}) * 9u + ${ky * 3 + kx}u` },
+      weight: { buffer: 'W', index: (m, c, tap) => `(${m} * ${cin}u + ${c}) * 9u + ${tap}` },
       out: { buffer: 'Y', offset: `b * ${cout * P}u` },
       epilogue: implicit.epilogue,
     };

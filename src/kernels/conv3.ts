@@ -8,6 +8,10 @@
 // is what a convolution spends its time on.
 // The same kernel computes the input gradient of such a convolution (a 3x3 convolution of the output
 // gradient with the flipped, transposed weights): the caller supplies the weight indexing.
+// With `sg` (subgroups of exactly `wg` lanes) the TM x 9 weights of a channel step are loaded once
+// across the subgroup, each lane a few, and handed to every lane with subgroupBroadcast, as the GEMM's
+// `sg` variant does with its shared operand: llvmpipe runs a workgroup-uniform load as costly as a
+// divergent one.
 import { Bindings, type GemmLaunch, type GemmPlan, epilogueCall, epilogueFn, range } from './gemm';
 import { foldedGrid, u32 } from './kernel';
 
@@ -23,8 +27,9 @@ export interface Conv3Spec {
   /** row width; must be a multiple of 4 */
   W: number;
   input: { buffer: string; /** WGSL u32 in `b`: element offset of this batch's first reduction channel (multiple of 4) */ offset: string };
-  /** weight buffer and the WGSL u32 element index of the weight for output m, input c, tap (ky, kx) */
-  weight: { buffer: string; index: (m: string, c: string, ky: number, kx: number) => string };
+  /** weight buffer and the WGSL u32 element index of the weight for output m, input c and tap
+   *  ky * 3 + kx (all three WGSL u32 expressions) */
+  weight: { buffer: string; index: (m: string, c: string, tap: string) => string };
   /** out[b, m, p] at offset(b) + m * H * W + p */
   out: { buffer: string; offset: string };
   epilogue?: { buffers: string[]; expr: string };
@@ -37,6 +42,8 @@ export interface Conv3Variant {
   /** groups of 4 output positions per lane */
   q: number;
   wg: number;
+  /** weights shared through subgroup broadcasts (subgroups of `wg` lanes) */
+  sg?: boolean;
 }
 
 export function conv3Eligible(s: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; w: number; wo: number; h: number; ho: number }): boolean {
@@ -85,9 +92,21 @@ export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
   }
   for (const i of I) for (const j of J) pre.push(`var acc${i}_${j} = vec4f(0.0);`);
   const body: string[] = [];
+  // weight e = i * 9 + tap of this channel step: with sg, lane l loads e = r * WG + l for each round r
+  const rounds = range(Math.ceil((TM * 9) / WG));
+  if (v.sg) {
+    for (const r of rounds) {
+      pre.push(`let e${r} = min(${u32(r * WG)} + lid.x, ${u32(TM * 9 - 1)});`, `let wm${r} = min(ub + e${r} / 9u, ${u32(M - 1)});`, `let wt${r} = e${r} % 9u;`);
+      body.push(`let w${r} = ${spec.weight.buffer}[${spec.weight.index(`wm${r}`, 'c', `wt${r}`)}];`);
+    }
+  }
+  const weight = (i: number, ky: number, kx: number) => {
+    const e = i * 9 + ky * 3 + kx;
+    return v.sg ? `subgroupBroadcast(w${Math.floor(e / WG)}, ${u32(e % WG)})` : `${spec.weight.buffer}[${spec.weight.index(`m${i}`, 'c', u32(ky * 3 + kx))}]`;
+  };
   for (const ky of KY) {
     body.push('{');
-    for (const i of I) for (let kx = 0; kx < 3; kx++) body.push(`let a${i}_${kx} = ${spec.weight.buffer}[${spec.weight.index(`m${i}`, 'c', ky, kx)}];`);
+    for (const i of I) for (let kx = 0; kx < 3; kx++) body.push(`let a${i}_${kx} = ${weight(i, ky, kx)};`);
     for (const j of J) {
       body.push(
         `let vi${j} = cb + r${j}_${ky};`,
@@ -112,7 +131,7 @@ export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
     }
   }
   const grid = foldedGrid([Math.ceil(N / (WG * 4 * Q)), Math.ceil(M / TM), batch]);
-  const code = `${bindings.wgsl()}
+  const code = `${v.sg ? 'enable subgroups;\n' : ''}${bindings.wgsl()}
 ${epilogueFn(spec.epilogue)}
 @compute @workgroup_size(${WG})
 fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u) {
@@ -133,5 +152,5 @@ fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u) {
 }
 
 export function conv3Key(v: Conv3Variant): string {
-  return `direct3.${v.tm}x${4 * v.q}.wg${v.wg}`;
+  return `direct3.${v.tm}x${4 * v.q}.wg${v.wg}${v.sg ? '.sg' : ''}`;
 }

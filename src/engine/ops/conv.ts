@@ -110,7 +110,7 @@ function forward(x: Tensor, w: Tensor, bias: Tensor | null, s: Geometry): Tensor
         H: s.h,
         W: s.w,
         input: { buffer: 'X', offset: `(${img} * ${u32(s.cin)} + ${grp} * ${u32(s.cinG)}) * ${u32(P)}` },
-        weight: { buffer: 'W', index: (m, c, ky, kx) => `((${grp} * ${u32(s.coutG)} + ${m}) * ${u32(s.cinG)} + ${c}) * 9u + ${u32(ky * 3 + kx)}` },
+        weight: { buffer: 'W', index: (m, c, tap) => `((${grp} * ${u32(s.coutG)} + ${m}) * ${u32(s.cinG)} + ${c}) * 9u + ${tap}` },
         out: { buffer: 'Y', offset: spec.out.offset },
         epilogue: spec.epilogue,
       }
@@ -191,7 +191,7 @@ function gradInput(g: Tensor, w: Tensor, s: Geometry): Tensor {
         H: s.h,
         W: s.w,
         input: { buffer: 'G', offset: `(${img} * ${u32(s.cout)} + ${grp} * ${u32(s.coutG)}) * ${u32(P)}` },
-        weight: { buffer: 'W', index: (m, c, ky, kx) => `((${grp} * ${u32(s.coutG)} + ${c}) * ${u32(s.cinG)} + ${m}) * 9u + ${u32((2 - ky) * 3 + (2 - kx))}` },
+        weight: { buffer: 'W', index: (m, c, tap) => `((${grp} * ${u32(s.coutG)} + ${c}) * ${u32(s.cinG)} + ${m}) * 9u + 8u - ${tap}` },
         out: { buffer: 'DX', offset: spec.out.offset },
       }
     : undefined;
