@@ -2,6 +2,7 @@
 // owns it. Ops live in ops/*.ts and are attached to the prototype there.
 import type { Binding, Gpu } from './runtime/gpu';
 import { type StridedView, elementwiseKernel } from '../kernels/elementwise';
+import { type Kernel, MAX_WORKGROUPS_PER_DIM } from '../kernels/kernel';
 import { copyMultiKernel, sumIntoSlotsKernel } from '../kernels/optim';
 
 export type DType = 'f32' | 'i32';
@@ -536,8 +537,7 @@ export class Tensor {
  *  sources bound together, a plain copy for a source that lies in the same buffer as its slot (a
  *  buffer may not be bound for writing and reading at once). */
 export function gatherIntoSlots(gpu: Gpu, gathers: { slot: Storage; src: Tensor }[]): void {
-  const perDispatch = Math.max(1, Math.min(15, (gpu.limits.maxStorageBuffersPerShaderStage ?? 8) - 1));
-  const byRoot = new Map<Storage, { slot: Storage; src: Storage }[]>();
+  const items: { slot: Storage; src: Storage }[] = [];
   for (const { slot, src } of gathers) {
     if (src.size === 0) continue;
     const from = src.storageForRead;
@@ -546,18 +546,9 @@ export function gatherIntoSlots(gpu: Gpu, gathers: { slot: Storage; src: Tensor 
       gpu.copy(from.buffer, from.byteOffset, slot.buffer, slot.byteOffset, src.size * 4);
       continue;
     }
-    const list = byRoot.get(slot.root) ?? [];
-    byRoot.set(slot.root, list);
-    list.push({ slot, src: from });
+    items.push({ slot, src: from });
   }
-  for (const [root, list] of byRoot) {
-    for (const r of [...root.readers.values()]) r.deref()?.storageForRead;
-    for (let k = 0; k < list.length; k += perDispatch) {
-      const group = list.slice(k, k + perDispatch);
-      const kernel = copyMultiKernel(group.map((x) => x.slot.byteLength / 4), group.map((x) => (x.slot.byteOffset - root.byteOffset) / 4));
-      gpu.dispatch(kernel, [root.binding, ...group.map((x) => x.src.binding)]);
-    }
-  }
+  dispatchIntoSlots(gpu, items, (group, offsets) => copyMultiKernel(group.map((x) => x.slot.byteLength / 4), offsets));
 }
 
 /** Reduce each pending sum into its `slot` (a range of an arena buffer): one multi-tensor dispatch per
@@ -565,29 +556,34 @@ export function gatherIntoSlots(gpu: Gpu, gathers: { slot: Storage; src: Tensor 
  *  the slot's own buffer, or a sum with more outputs than one grid dimension holds, is reduced on its
  *  own and copied. */
 function sumIntoSlots(gpu: Gpu, sums: { slot: Storage; sum: PendingSum }[]): void {
-  const perDispatch = Math.max(1, Math.min(15, (gpu.limits.maxStorageBuffersPerShaderStage ?? 8) - 1));
-  const byRoot = new Map<Storage, { slot: Storage; sum: PendingSum; src: Storage }[]>();
+  const items: { slot: Storage; src: Storage; sum: PendingSum }[] = [];
   for (const { slot, sum } of sums) {
     const src = sum.src.storageForRead;
-    if (src.buffer === slot.buffer || sum.c > 65535) {
-      gatherIntoSlots(gpu, [{ slot, src: sum.reduce() }]);
-      continue;
-    }
-    const list = byRoot.get(slot.root) ?? [];
-    byRoot.set(slot.root, list);
-    list.push({ slot, sum, src });
+    if (src.buffer === slot.buffer || sum.c > MAX_WORKGROUPS_PER_DIM) gatherIntoSlots(gpu, [{ slot, src: sum.reduce() }]);
+    else items.push({ slot, src, sum });
+  }
+  const outputs = (group: { sum: PendingSum }[]) => group.reduce((a, x) => a + x.sum.c, 0);
+  dispatchIntoSlots(gpu, items, (group, offsets) => sumIntoSlotsKernel(group.map((x) => x.sum), offsets), (group, next) => outputs(group) + next.sum.c <= MAX_WORKGROUPS_PER_DIM);
+}
+
+/** Multi-tensor writes into slots: per arena, groups of as many sources as a dispatch may bind (and
+ *  `fits` allows), each group one dispatch of `kernel` (given the slots' element offsets in the
+ *  arena), after the arena's lazy readers have read it. */
+function dispatchIntoSlots<T extends { slot: Storage; src: Storage }>(gpu: Gpu, items: T[], kernel: (group: T[], offsets: number[]) => Kernel, fits: (group: T[], next: T) => boolean = () => true): void {
+  const perDispatch = Math.max(1, Math.min(15, (gpu.limits.maxStorageBuffersPerShaderStage ?? 8) - 1));
+  const byRoot = new Map<Storage, T[]>();
+  for (const item of items) {
+    const list = byRoot.get(item.slot.root) ?? [];
+    byRoot.set(item.slot.root, list);
+    list.push(item);
   }
   for (const [root, list] of byRoot) {
     for (const r of [...root.readers.values()]) r.deref()?.storageForRead;
     for (let k = 0; k < list.length; ) {
-      const group: typeof list = [];
-      let outputs = 0;
-      while (k < list.length && group.length < perDispatch && (group.length === 0 || outputs + list[k].sum.c <= 65535)) {
-        outputs += list[k].sum.c;
-        group.push(list[k++]);
-      }
-      const kernel = sumIntoSlotsKernel(group.map(({ sum }) => sum), group.map((x) => (x.slot.byteOffset - root.byteOffset) / 4));
-      gpu.dispatch(kernel, [root.binding, ...group.map((x) => x.src.binding)]);
+      const group = [list[k++]];
+      while (k < list.length && group.length < perDispatch && fits(group, list[k])) group.push(list[k++]);
+      const offsets = group.map((x) => (x.slot.byteOffset - root.byteOffset) / 4);
+      gpu.dispatch(kernel(group, offsets), [root.binding, ...group.map((x) => x.src.binding)]);
     }
   }
 }
