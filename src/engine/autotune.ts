@@ -166,9 +166,9 @@ export function convProblem(c: ConvProblemSpec): Problem {
       const out: Variant[] = candidates(c.implicit, caps);
       if (c.direct) {
         // with subgroups of 8 (lavapipe) the weights go through subgroup broadcasts, which pays
-        // for a taller block of output channels
+        // for a taller block of output channels over one group of 4 positions (bench/RESULTS.md)
         const direct: Conv3Variant[] = caps.software
-          ? [{ kind: 'direct3', tm: 8, q: 4, wg: 8 }, ...(caps.subgroupSize === 8 ? [{ kind: 'direct3', tm: 12, q: 2, wg: 8, sg: true } as const] : [])]
+          ? [{ kind: 'direct3', tm: 8, q: 4, wg: 8 }, ...(caps.subgroupSize === 8 ? [{ kind: 'direct3', tm: 12, q: 1, wg: 8, sg: true } as const] : [])]
           : [
               { kind: 'direct3', tm: 4, q: 1, wg: 64 },
               { kind: 'direct3', tm: 8, q: 1, wg: 64 },
