@@ -1,38 +1,24 @@
-// Where one `small` UNet teacher step (batch 64: loss, backward, AdamW with clipping) spends its time
+// Where one `small` UNet teacher step (the bench's: loss, backward, AdamW with clipping) spends its time
 // on an adapter without timestamp queries (OpenGL): after tuning and warm-up, the step's dispatches
 // are recorded, then each is replayed alone three times with a wait for the GPU after each; its time
 // is the fastest of the three minus the round trip of an empty dispatch (fastest of 20). Replays
 // bind the buffers the step used, which are back in the pool by then (their contents do not change
 // the times). Usage: npx tsx bench/replay-profile.ts [backend=opengl] [batch=64]
 import { initGpu } from '../src/engine/runtime/dawn';
-import { AdamW, type Backend, scope } from '../src/engine/index';
+import { AdamW, type Backend } from '../src/engine/index';
 import { tuneGemms } from '../src/engine/autotune';
 import type { Kernel } from '../src/kernels/kernel';
 import type { Binding } from '../src/engine/runtime/gpu';
 import { UNet, unetPresets } from '../src/models/unet';
-import { teacherLoss } from '../src/train/teacher';
+import { STEP_OPT, stepBatch, teacherStep } from './unet-step';
 
 const gpu = await initGpu({ backend: (process.argv[2] ?? 'opengl') as Backend });
 const batch = Number(process.argv[3] ?? 64);
 const cfg = unetPresets.small;
-const per = cfg.inChannels * cfg.imageSize * cfg.imageSize;
-const b = {
-  x0: Float32Array.from({ length: batch * per }, (_, i) => Math.sin(i)),
-  xt: Float32Array.from({ length: batch * per }, (_, i) => Math.cos(i)),
-  target: Float32Array.from({ length: batch * per }, (_, i) => Math.sin(2 * i)),
-  t: Float64Array.from({ length: batch }, (_, i) => 0.1 + (0.8 * i) / batch),
-  labels: Int32Array.from({ length: batch }, (_, i) => i % 10),
-};
+const b = stepBatch(cfg, batch);
 const model = new UNet(cfg);
-const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0, maxGradNorm: 1 });
-const step = () =>
-  scope(async () => {
-    const l = teacherLoss(model, b, [cfg.inChannels, cfg.imageSize, cfg.imageSize]);
-    l.backward();
-    opt.step();
-    opt.zeroGrad();
-    return await l.item();
-  });
+const opt = new AdamW(model.parameters(), STEP_OPT);
+const step = () => teacherStep(model, opt, b);
 await step();
 await tuneGemms(gpu, { budgetMs: 120_000 });
 await step();

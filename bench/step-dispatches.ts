@@ -2,9 +2,9 @@
 // clipping, EMA), per kind of kernel, and its wall time after warm-up. The count does not depend on
 // the batch. Usage: npx tsx bench/step-dispatches.ts [batch=2] [backend=opengl]
 import { initGpu } from '../src/engine/runtime/dawn';
-import { AdamW, EMA, type Backend, scope } from '../src/engine/index';
+import { AdamW, EMA, type Backend } from '../src/engine/index';
 import { UNet, unetPresets } from '../src/models/unet';
-import { teacherLoss } from '../src/train/teacher';
+import { teacherStep } from './unet-step';
 
 const batch = Number(process.argv[2] ?? 2);
 const gpu = await initGpu({ backend: (process.argv[3] ?? 'opengl') as Backend });
@@ -20,15 +20,7 @@ const b = {
 const model = new UNet(cfg);
 const opt = new AdamW(model.parameters(), { lr: 1e-4, weightDecay: 0, maxGradNorm: 1 });
 const ema = new EMA(model, { decay: 0.999, warmup: 10 });
-const step = () =>
-  scope(async () => {
-    const l = teacherLoss(model, b, [cfg.inChannels, cfg.imageSize, cfg.imageSize]);
-    l.backward();
-    opt.step();
-    opt.zeroGrad();
-    ema.update();
-    return await l.item();
-  });
+const step = () => teacherStep(model, opt, b, () => ema.update());
 await step();
 gpu.startProfiling();
 const loss = await step();

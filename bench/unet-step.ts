@@ -105,20 +105,25 @@ function need<T>(name: string, m: Record<string, T>): T {
 
 // ---- ours -----------------------------------------------------------------------------------------
 
+/** One step of our teacher on batch `b`: loss, backward, AdamW (then `after`, an EMA say); the loss. */
+export function teacherStep(model: UNet, opt: AdamW, b: TeacherBatch, after?: () => void): Promise<number> {
+  const { inChannels, imageSize } = model.config;
+  return scope(async () => {
+    const loss = teacherLoss(model, b, [inChannels, imageSize, imageSize]);
+    loss.backward();
+    opt.step();
+    opt.zeroGrad();
+    after?.();
+    return await loss.item();
+  });
+}
+
 function oursStep(cfg: UNetConfig, b: TeacherBatch, state: State): CaseRun {
   const model = new UNet(cfg);
   model.loadStateDict(state);
   const opt = new AdamW(model.parameters(), STEP_OPT);
-  const shape = [cfg.inChannels, cfg.imageSize, cfg.imageSize];
   return {
-    iter: () =>
-      scope(async () => {
-        const loss = teacherLoss(model, b, shape);
-        loss.backward();
-        opt.step();
-        opt.zeroGrad();
-        return await loss.item();
-      }),
+    iter: () => teacherStep(model, opt, b),
     dispose: () => {
       model.dispose();
       opt.dispose();
