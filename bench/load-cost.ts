@@ -6,6 +6,7 @@
 import { initGpu } from '../src/engine/runtime/dawn';
 import { type Backend, Tensor, randn } from '../src/engine/index';
 import type { Kernel } from '../src/kernels/kernel';
+import { range } from '../src/kernels/gemm';
 
 const backend = (process.argv[2] ?? 'opengl') as Backend;
 const gpu = await initGpu({ backend });
@@ -15,7 +16,6 @@ const x = randn([LANES * 4]);
 const w = randn([K * 8]);
 const wValues = await w.toFloat32Array();
 const y = Tensor.empty([LANES], 'f32', gpu);
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const kernel = (decl: string, load: (i: number) => string, pre = ''): string => `@group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
 ${decl}

@@ -161,7 +161,7 @@ const SUM_LANES = 64;
 export function sumIntoSlotsKernel(shapes: { a: number; c: number; r: number }[], offsets: number[]): Kernel {
   const k = shapes.length;
   const bindings = Array.from({ length: k }, (_, j) => storage(1 + j, `s${j}`, 'read')).join('\n');
-  const fields = shapes.flatMap((_, j) => [`e${j}: u32`, `o${j}: u32`]);
+  const fields = slotFields(k);
   while (fields.length % 4 !== 0) fields.push(`pad${fields.length}: u32`);
   // the sizes are baked in (each is a loop bound or a stride); where the slot's workgroups end and
   // where it starts in the arena are uniforms
@@ -197,14 +197,11 @@ ${branches}
   }
   if (l == 0u) { dst[o] = red[0]; }
 }`;
-  const words: number[] = [];
-  let end = 0;
-  shapes.forEach(({ c }, j) => {
-    end += c;
-    words.push(end, offsets[j]);
-  });
+  // per slot: where its workgroups end (one per output element) and where it starts in the arena
+  const words = slotWords(shapes.map(({ c }) => c), offsets);
+  const workgroups = words[words.length - 2];
   while (words.length % 4 !== 0) words.push(0);
-  return { name: `sum.multi${k}`, code, workgroups: [end, 1, 1], params: Uint32Array.from(words) };
+  return { name: `sum.multi${k}`, code, workgroups: [workgroups, 1, 1], params: Uint32Array.from(words) };
 }
 
 /** Sums of squares of k tensors in one dispatch, one workgroup per tensor (a fixed tree, so the
