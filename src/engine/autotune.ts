@@ -6,6 +6,7 @@
 // engine stays browser-safe).
 import { type GemmPlan, type GemmSpec, type GemmVariant, gemmPlan, layoutSignature, variantKey } from '../kernels/gemm';
 import { type Conv3Spec, type Conv3Variant, conv3Key, conv3Plan } from '../kernels/conv3';
+import { type Conv3WeightGradSpec, type Conv3WeightGradVariant, conv3WeightGradKey, conv3WeightGradPlan } from '../kernels/conv3-weight-grad';
 import { type Im2colSpec, im2colElements, im2colLaunch } from '../kernels/im2col';
 import type { Binding, Gpu } from './runtime/gpu';
 
@@ -16,10 +17,12 @@ export interface Im2colVariant {
 }
 
 /** Any kernel variant the tuner can choose. */
-export type Variant = GemmVariant | Conv3Variant | Im2colVariant;
+export type Variant = GemmVariant | Conv3Variant | Conv3WeightGradVariant | Im2colVariant;
 
 export function anyVariantKey(v: Variant): string {
-  return v.kind === 'direct3' ? conv3Key(v) : v.kind === 'im2col' ? `im2col+${variantKey(v.gemm)}` : variantKey(v);
+  if (v.kind === 'direct3') return conv3Key(v);
+  if (v.kind === 'dw3') return conv3WeightGradKey(v);
+  return v.kind === 'im2col' ? `im2col+${variantKey(v.gemm)}` : variantKey(v);
 }
 
 /**
@@ -142,7 +145,7 @@ export function gemmProblem(spec: GemmSpec, family: string): Problem {
     name: spec.name,
     cls: shapeClass(spec, family),
     candidates: (caps) => candidates(spec, caps),
-    plan: (v) => (v.kind === 'direct3' || v.kind === 'im2col' ? null : gemmPlan(spec, v)),
+    plan: (v) => (v.kind === 'reg' || v.kind === 'tiled' ? gemmPlan(spec, v) : null),
   };
 }
 
@@ -153,6 +156,8 @@ export interface ConvProblemSpec {
   implicit: GemmSpec;
   /** the direct 3x3 kernel's spec, where it applies */
   direct?: Conv3Spec;
+  /** the direct 3x3 weight-gradient kernel's spec, where it applies */
+  directWeightGrad?: Conv3WeightGradSpec;
   /** im2col into scratch `col.out`, then `gemm` over it, where it applies */
   im2col?: { col: Im2colSpec; gemm: GemmSpec };
 }
@@ -161,9 +166,14 @@ export interface ConvProblemSpec {
 export function convProblem(c: ConvProblemSpec): Problem {
   return {
     name: c.name,
-    cls: `${shapeClass(c.implicit, c.family)}${c.direct ? '|d3' : ''}${c.im2col ? '|i2c' : ''}`,
+    cls: `${shapeClass(c.implicit, c.family)}${c.direct ? '|d3' : ''}${c.directWeightGrad ? '|dw3' : ''}${c.im2col ? '|i2c' : ''}`,
     candidates: (caps) => {
       const out: Variant[] = candidates(c.implicit, caps);
+      // on CPU emulation the direct weight gradient does several times fewer loads per multiply-add
+      // than the GEMM, so it is the default there (bench/RESULTS.md)
+      if (c.directWeightGrad && caps.software) {
+        out.unshift({ kind: 'dw3', tm: 12, tc: 2, rows: 8, wg: 8 }, { kind: 'dw3', tm: 6, tc: 4, rows: 8, wg: 8 });
+      }
       if (c.direct) {
         // with subgroups of 8 (lavapipe) the weights go through subgroup broadcasts, which pays
         // for a taller block of output channels over one group of 4 positions (bench/RESULTS.md)
@@ -182,6 +192,7 @@ export function convProblem(c: ConvProblemSpec): Problem {
     },
     plan: (v) => {
       if (v.kind === 'direct3') return c.direct ? conv3Plan(c.direct, v) : null;
+      if (v.kind === 'dw3') return c.directWeightGrad ? conv3WeightGradPlan(c.directWeightGrad, v) : null;
       if (v.kind === 'im2col') {
         if (!c.im2col) return null;
         const g = gemmPlan(c.im2col.gemm, v.gemm);
@@ -372,7 +383,7 @@ export function importGemmChoices(json: string): number {
     if (!m || typeof m !== 'object') continue;
     if (!choices.has(adapter)) choices.set(adapter, new Map());
     for (const [cls, v] of Object.entries(m as Record<string, Variant>)) {
-      if (v && (v.kind === 'reg' || v.kind === 'tiled' || v.kind === 'direct3' || v.kind === 'im2col')) {
+      if (v && (v.kind === 'reg' || v.kind === 'tiled' || v.kind === 'direct3' || v.kind === 'dw3' || v.kind === 'im2col')) {
         choices.get(adapter)!.set(cls, v);
         n++;
       }

@@ -46,8 +46,15 @@ export interface Conv3Variant {
   sg?: boolean;
 }
 
-export function conv3Eligible(s: { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; w: number; wo: number; h: number; ho: number }): boolean {
-  return s.kh === 3 && s.kw === 3 && s.sh === 1 && s.sw === 1 && s.ph === 1 && s.pw === 1 && s.w % 4 === 0 && s.wo === s.w && s.ho === s.h;
+type Window = { kh: number; kw: number; sh: number; sw: number; ph: number; pw: number; w: number; wo: number; h: number; ho: number };
+
+/** A 3x3 window, stride 1, padding 1: the output has the input's size. */
+export function isSame3x3(s: Window): boolean {
+  return s.kh === 3 && s.kw === 3 && s.sh === 1 && s.sw === 1 && s.ph === 1 && s.pw === 1 && s.wo === s.w && s.ho === s.h;
+}
+
+export function conv3Eligible(s: Window): boolean {
+  return isSame3x3(s) && s.w % 4 === 0;
 }
 
 

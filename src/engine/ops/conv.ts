@@ -4,7 +4,7 @@
 // convolution (src/kernels/conv3.ts); the variant is chosen per adapter and shape class
 // (src/engine/autotune.ts).
 import type { GemmSpec } from '../../kernels/gemm';
-import { type Conv3Spec, conv3Eligible } from '../../kernels/conv3';
+import { type Conv3Spec, conv3Eligible, isSame3x3 } from '../../kernels/conv3';
 import { convProblem, runProblem } from '../autotune';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
 import { u32, i32 } from '../../kernels/kernel';
@@ -264,7 +264,11 @@ function gradWeight(g: Tensor, x: Tensor, s: Geometry): Tensor {
           gemm: { ...spec, b: { kind: 'strided', buffer: 'col_', offset: '0u', aligned4: true, rowStride: 1, colStride: s.n * P } } satisfies GemmSpec,
         }
       : undefined;
-  runProblem(g.gpu, convProblem({ name: spec.name, family: 'conv.dw', implicit: spec, im2col }), { G: g.binding, X: x.binding, DW: out.binding });
+  const directWeightGrad =
+    s.g === 1 && isSame3x3(s)
+      ? { name: spec.name, n: s.n, M: s.cout, C: s.cin, H: s.h, W: s.w, grad: 'G', input: 'X', out: 'DW' }
+      : undefined;
+  runProblem(g.gpu, convProblem({ name: spec.name, family: 'conv.dw', implicit: spec, directWeightGrad, im2col }), { G: g.binding, X: x.binding, DW: out.binding });
   return out;
 }
 
