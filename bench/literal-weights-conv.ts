@@ -8,9 +8,8 @@
 //   SHAPES_JSON: [[input channels, height = width, output channels, positions per lane], ...]
 import { initGpu } from '../src/engine/runtime/dawn';
 import { type Backend, Tensor, conv2d, randn, scope } from '../src/engine/index';
-import type { Kernel } from '../src/kernels/kernel';
+import { type Kernel, u32 } from '../src/kernels/kernel';
 import { range } from '../src/kernels/gemm';
-import { u32 } from '../src/kernels/kernel';
 import { tuneGemms } from '../src/engine/autotune';
 
 const backend = (process.argv[2] ?? 'opengl') as Backend;
