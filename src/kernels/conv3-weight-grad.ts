@@ -7,8 +7,8 @@
 // positions' values, kept in registers). That is TM + 3 TC loads for 9 TM TC multiply-adds, where
 // the GEMM's register tile does 8 per load at best; on CPU emulation each divergent load is a loop
 // over SIMD lanes, so this is what the gradient spends its time on. Lanes write per-chunk partial
-// sums to scratch and a second launch adds the chunks up.
-import { Bindings, type GemmLaunch, type GemmPlan, SCRATCH, range } from './gemm';
+// sums to scratch, laid out as a split-K GEMM's, and the GEMM's split-K sum adds the chunks up.
+import { Bindings, type GemmLaunch, type GemmPlan, SCRATCH, range, splitKSumLaunch } from './gemm';
 import { foldedGrid, u32 } from './kernel';
 
 export interface Conv3WeightGradSpec {
@@ -132,26 +132,7 @@ fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u) {
     bindings: mainBindings.names,
   };
 
-  const sumBindings = new Bindings();
-  sumBindings.add(SCRATCH, 'read', 'f32');
-  sumBindings.add(spec.out, 'read_write', 'f32');
-  const sumGrid = foldedGrid([Math.ceil(E / 64), 1, 1]);
-  const sum: GemmLaunch = {
-    kernel: {
-      name: `${spec.name} (chunk sum)`,
-      code: `${sumBindings.wgsl()}
-@compute @workgroup_size(64)
-fn main(${sumGrid.builtin}, @builtin(local_invocation_id) lid: vec3u) {
-  ${sumGrid.prelude}
-  let e = wid.x * 64u + lid.x;
-  if (e >= ${u32(E)}) { return; }
-  var s = 0.0;
-  for (var k = 0u; k < ${u32(chunks)}; k++) { s += ${SCRATCH}[k * ${u32(E)} + e]; }
-  ${spec.out}[e] = s;
-}`,
-      workgroups: sumGrid.workgroups,
-    },
-    bindings: sumBindings.names,
-  };
+  // dw as the output of a [M, C * 9] GEMM
+  const sum = splitKSumLaunch({ name: spec.name, batch: 1, M, N: C * 9, out: { buffer: spec.out, offset: '0u', aligned4: false, rowStride: C * 9 } }, chunks);
   return { launches: [main, sum], scratch: [{ name: SCRATCH, bytes: chunks * E * 4 }] };
 }

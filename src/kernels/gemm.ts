@@ -124,7 +124,10 @@ interface Sink {
   epilogue?: GemmSpec['epilogue'];
 }
 
-function finalSink(spec: GemmSpec): Sink {
+/** What a GEMM's output and its split-K sum depend on. */
+export type GemmOutput = Pick<GemmSpec, 'name' | 'batch' | 'M' | 'N' | 'out' | 'epilogue'>;
+
+function finalSink(spec: GemmOutput): Sink {
   return { ...spec.out, epilogue: spec.epilogue };
 }
 
@@ -377,7 +380,9 @@ fn main(${grid.builtin}, @builtin(local_invocation_id) lid: vec3u, @builtin(loca
 
 // ---- split-K reduction --------------------------------------------------------------------------
 
-function reduceKernel(spec: GemmSpec, splitK: number): GemmLaunch {
+/** Sums `splitK` partial results laid out [split, batch, M, N] in scratch into the output (also
+ *  conv3-weight-grad.ts's). */
+export function splitKSumLaunch(spec: GemmOutput, splitK: number): GemmLaunch {
   const { M, N, batch } = spec;
   const total = batch * M * N;
   const sink = finalSink(spec);
@@ -412,7 +417,7 @@ export function gemmPlan(spec: GemmSpec, variant: GemmVariant): GemmPlan {
   const main = variant.kind === 'reg' ? regKernel(spec, variant, splitK, sink) : tiledKernel(spec, variant, splitK, sink);
   if (splitK === 1) return { launches: [main] };
   return {
-    launches: [main, reduceKernel(spec, splitK)],
+    launches: [main, splitKSumLaunch(spec, splitK)],
     scratch: [{ name: SCRATCH, bytes: splitK * spec.batch * spec.M * spec.N * 4 }],
   };
 }
