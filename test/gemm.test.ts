@@ -4,6 +4,7 @@
 import { afterEach, expect, it, vi } from 'vitest';
 import { type GemmVariant, gemmPlan, variantKey } from '../src/kernels/gemm';
 import type { Conv3Variant } from '../src/kernels/conv3';
+import type { Conv3BlockVariant } from '../src/kernels/conv3-block';
 import type { Conv3WeightGradVariant } from '../src/kernels/conv3-weight-grad';
 import { type Variant, anyVariantKey, forceGemmVariant, exportGemmChoices, importGemmChoices, clearGemmChoices, pendingGemmClasses, tuneGemms } from '../src/engine/autotune';
 import { conv2d, matmulRaw, scope, tensor } from '../src/engine/index';
@@ -67,6 +68,7 @@ const CONVS: ConvCase[] = [
  *  groups of 1 and a real window; GEMM variants see every gather path in the first three. */
 function convCasesFor(v: Variant): ConvCase[] {
   if (v.kind === 'direct3') return [CONVS[3], CONVS[4]];
+  if (v.kind === 'block3') return [CONVS[0], CONVS[4]];
   if (v.kind === 'dw3') return [CONVS[0], CONVS[3]];
   if (v.kind === 'im2col') return [CONVS[0], CONVS[3]];
   return CONVS.slice(0, 3);
@@ -86,6 +88,13 @@ const CONV3_VARIANTS: Conv3Variant[] = [
   { kind: 'direct3', tm: 4, q: 1, wg: 64 },
   // weights through subgroup broadcasts: 27 weights per channel step over 8 lanes (the last round clamped)
   { kind: 'direct3', tm: 3, q: 2, wg: 8, sg: true },
+];
+
+/** Spatially blocked direct 3x3 convolution: a software candidate, and small blocks that leave
+ *  partial channel blocks, partial rows and columns, and lanes spanning images and groups. */
+const BLOCK3_VARIANTS: Conv3BlockVariant[] = [
+  { kind: 'block3', tm: 4, rows: 4, cols: 7, wg: 8 },
+  { kind: 'block3', tm: 3, rows: 2, cols: 5, wg: 4 },
 ];
 
 /** Direct 3x3 weight gradients (conv2d's dw with groups of 1 only): the software default, and small
@@ -128,7 +137,7 @@ function refConvGrads(x: NDArray, w: NDArray, seed: NDArray, c: ConvCase): { dx:
   return { dx, dw };
 }
 
-const CONV_VARIANTS = new Set(['reg.n.8x8.wg8.sk1', 'reg.n.8x8.wg8.sk1.sg', 'im2col+reg.n.8x4.wg8.sk1.sg', 'reg.m.5x3.wg2.sk1', 'tiled.2x1.tk4.sk1', 'reg.m.4x8.wg16.sk3', 'direct3.8x4.wg8', 'direct3.3x8.wg2', 'direct3.4x4.wg64', 'direct3.3x8.wg8.sg', 'im2col+reg.n.8x8.wg8.sk1', 'im2col+reg.m.5x3.wg2.sk3', 'dw3.12x2.r8.wg8', 'dw3.2x2.r4.wg4']);
+const CONV_VARIANTS = new Set(['reg.n.8x8.wg8.sk1', 'reg.n.8x8.wg8.sk1.sg', 'im2col+reg.n.8x4.wg8.sk1.sg', 'reg.m.5x3.wg2.sk1', 'tiled.2x1.tk4.sk1', 'reg.m.4x8.wg16.sk3', 'direct3.8x4.wg8', 'direct3.3x8.wg2', 'direct3.4x4.wg64', 'direct3.3x8.wg8.sg', 'im2col+reg.n.8x8.wg8.sk1', 'im2col+reg.m.5x3.wg2.sk3', 'dw3.12x2.r8.wg8', 'dw3.2x2.r4.wg4', 'block3.4x4x7.wg8', 'block3.3x2x5.wg4']);
 
 const TOL = { rtol: 1e-4, atol: 1e-5, scaled: true };
 
@@ -149,7 +158,7 @@ forEachBackend('gemm variants', (getGpu) => {
     if (lanes !== null && getGpu().adapter.subgroupSize !== lanes) skip(`needs subgroups of ${lanes} lanes`);
   };
 
-  const all: Variant[] = [...VARIANTS, ...CONV3_VARIANTS, ...DW3_VARIANTS, ...IM2COL_VARIANTS];
+  const all: Variant[] = [...VARIANTS, ...CONV3_VARIANTS, ...BLOCK3_VARIANTS, ...DW3_VARIANTS, ...IM2COL_VARIANTS];
   for (const variant of all) {
     if (variant.kind === 'reg' || variant.kind === 'tiled') it(`matmul ${variantKey(variant)}`, async (ctx) => {
       skipUnsupported(variant, ctx.skip);

@@ -6,6 +6,7 @@
 // engine stays browser-safe).
 import { type GemmPlan, type GemmSpec, type GemmVariant, gemmPlan, layoutSignature, variantKey } from '../kernels/gemm';
 import { type Conv3Spec, type Conv3Variant, conv3Key, conv3Plan } from '../kernels/conv3';
+import { type Conv3BlockVariant, conv3BlockKey, conv3BlockPlan } from '../kernels/conv3-block';
 import { type Conv3WeightGradSpec, type Conv3WeightGradVariant, conv3WeightGradKey, conv3WeightGradPlan } from '../kernels/conv3-weight-grad';
 import { type Im2colSpec, im2colElements, im2colLaunch } from '../kernels/im2col';
 import type { Binding, Gpu } from './runtime/gpu';
@@ -17,10 +18,11 @@ export interface Im2colVariant {
 }
 
 /** Any kernel variant the tuner can choose. */
-export type Variant = GemmVariant | Conv3Variant | Conv3WeightGradVariant | Im2colVariant;
+export type Variant = GemmVariant | Conv3Variant | Conv3BlockVariant | Conv3WeightGradVariant | Im2colVariant;
 
 export function anyVariantKey(v: Variant): string {
   if (v.kind === 'direct3') return conv3Key(v);
+  if (v.kind === 'block3') return conv3BlockKey(v);
   if (v.kind === 'dw3') return conv3WeightGradKey(v);
   return v.kind === 'im2col' ? `im2col+${variantKey(v.gemm)}` : variantKey(v);
 }
@@ -162,6 +164,10 @@ export interface ConvProblemSpec {
   im2col?: { col: Im2colSpec; gemm: GemmSpec };
 }
 
+/** Multiply-adds from which the blocked direct 3x3 kernel is OpenGL's untuned default (a `small`
+ *  UNet 28x28 convolution from batch 8; small test shapes keep the quickly compiled GEMM). */
+const BLOCK3_DEFAULT_MIN_MACS = 1 << 22;
+
 /** A convolution (or its gradient) with every way we have of computing it as candidates. */
 export function convProblem(c: ConvProblemSpec): Problem {
   return {
@@ -175,15 +181,27 @@ export function convProblem(c: ConvProblemSpec): Problem {
         out.unshift({ kind: 'dw3', tm: 12, tc: 2, rows: 8, wg: 8 }, { kind: 'dw3', tm: 6, tc: 4, rows: 8, wg: 8 });
       }
       if (c.direct) {
-        // with subgroups of 8 (lavapipe) the weights go through subgroup broadcasts, which pays
-        // for a taller block of output channels over one group of 4 positions (bench/RESULTS.md)
-        const direct: Conv3Variant[] = caps.software
-          ? [{ kind: 'direct3', tm: 8, q: 4, wg: 8 }, ...(caps.subgroupSize === 8 ? [{ kind: 'direct3', tm: 12, q: 1, wg: 8, sg: true } as const] : [])]
-          : [
-              { kind: 'direct3', tm: 4, q: 1, wg: 64 },
-              { kind: 'direct3', tm: 8, q: 1, wg: 64 },
-            ];
-        out.push(...direct);
+        const rowsOf4 = c.direct.W % 4 === 0;
+        if (!caps.software) {
+          if (rowsOf4) out.push({ kind: 'direct3', tm: 4, q: 1, wg: 64 }, { kind: 'direct3', tm: 8, q: 1, wg: 64 });
+        } else if (caps.subgroupSize === 8 && rowsOf4) {
+          // subgroups of 8 (lavapipe) share the weights through broadcasts, which pays for a taller
+          // block of output channels over one group of 4 positions (bench/RESULTS.md)
+          out.push({ kind: 'direct3', tm: 8, q: 4, wg: 8 }, { kind: 'direct3', tm: 12, q: 1, wg: 8, sg: true });
+        } else {
+          // otherwise blocks of positions reuse each loaded value more than a GEMM tile can
+          // (src/kernels/conv3-block.ts), at any row width. Without subgroups (OpenGL) that makes
+          // them the default for convolutions big enough to repay their compile time (seconds
+          // each, against half a second for a GEMM; the smaller block compiles in half the time of
+          // the other; bench/RESULTS.md).
+          const blocked: Conv3BlockVariant[] = [
+            { kind: 'block3', tm: 4, rows: 4, cols: 7, wg: 8 },
+            { kind: 'block3', tm: 6, rows: 4, cols: 7, wg: 8 },
+          ];
+          const { batch, M, C, H, W } = c.direct;
+          if (caps.subgroupSize === null && batch * M * C * 9 * H * W >= BLOCK3_DEFAULT_MIN_MACS) out.unshift(...blocked);
+          else out.push(...blocked);
+        }
       }
       if (c.im2col && caps.software) {
         for (const g of candidates(c.im2col.gemm, caps)) if (g.kind === 'reg' && g.lanes === 'n' && g.tm >= 8) out.push({ kind: 'im2col', gemm: g });
@@ -191,7 +209,8 @@ export function convProblem(c: ConvProblemSpec): Problem {
       return out;
     },
     plan: (v) => {
-      if (v.kind === 'direct3') return c.direct ? conv3Plan(c.direct, v) : null;
+      if (v.kind === 'direct3') return c.direct && c.direct.W % 4 === 0 ? conv3Plan(c.direct, v) : null;
+      if (v.kind === 'block3') return c.direct ? conv3BlockPlan(c.direct, v) : null;
       if (v.kind === 'dw3') return c.directWeightGrad ? conv3WeightGradPlan(c.directWeightGrad, v) : null;
       if (v.kind === 'im2col') {
         if (!c.im2col) return null;
@@ -383,7 +402,7 @@ export function importGemmChoices(json: string): number {
     if (!m || typeof m !== 'object') continue;
     if (!choices.has(adapter)) choices.set(adapter, new Map());
     for (const [cls, v] of Object.entries(m as Record<string, Variant>)) {
-      if (v && (v.kind === 'reg' || v.kind === 'tiled' || v.kind === 'direct3' || v.kind === 'dw3' || v.kind === 'im2col')) {
+      if (v && (v.kind === 'reg' || v.kind === 'tiled' || v.kind === 'direct3' || v.kind === 'block3' || v.kind === 'dw3' || v.kind === 'im2col')) {
         choices.get(adapter)!.set(cls, v);
         n++;
       }

@@ -24,9 +24,9 @@ export interface Conv3Spec {
   /** reduction (input) channels per group */
   C: number;
   H: number;
-  /** row width; must be a multiple of 4 */
+  /** row width (`conv3Plan` needs a multiple of 4) */
   W: number;
-  input: { buffer: string; /** WGSL u32 in `b`: element offset of this batch's first reduction channel (multiple of 4) */ offset: string };
+  input: { buffer: string; /** WGSL u32 in `b`: element offset of this batch's first reduction channel (`conv3Plan`: a multiple of 4) */ offset: string };
   /** weight buffer and the WGSL u32 element index of the weight for output m, input c and tap
    *  ky * 3 + kx (all three WGSL u32 expressions) */
   weight: { buffer: string; index: (m: string, c: string, tap: string) => string };
@@ -53,13 +53,9 @@ export function isSame3x3(s: Window): boolean {
   return s.kh === 3 && s.kw === 3 && s.sh === 1 && s.sw === 1 && s.ph === 1 && s.pw === 1 && s.wo === s.w && s.ho === s.h;
 }
 
-export function conv3Eligible(s: Window): boolean {
-  return isSame3x3(s) && s.w % 4 === 0;
-}
-
-
 export function conv3Plan(spec: Conv3Spec, v: Conv3Variant): GemmPlan {
   const { M, C, H, W, batch } = spec;
+  if (W % 4 !== 0) throw new Error(`${spec.name}: the direct 3x3 kernel reads rows as vec4, but rows are ${W} wide; use the blocked kernel (conv3-block.ts) or a GEMM`);
   const N = H * W;
   const WG = v.wg;
   const TM = v.tm;

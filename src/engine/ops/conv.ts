@@ -1,11 +1,11 @@
 // conv2d (stride, padding, groups) on the shared GEMM skeleton (src/kernels/gemm.ts): as implicit GEMM,
 // where the forward pass and both gradients differ only in how they gather their operands, or as
 // im2col + GEMM, or (forward and input gradient of a 3x3, stride-1, padding-1 convolution) as a direct
-// convolution (src/kernels/conv3.ts), and its weight gradient (groups of 1) as a direct kernel too
+// convolution (src/kernels/conv3.ts, conv3-block.ts), and its weight gradient (groups of 1) as a direct kernel too
 // (src/kernels/conv3-weight-grad.ts); the variant is chosen per adapter and shape class
 // (src/engine/autotune.ts).
 import type { GemmSpec } from '../../kernels/gemm';
-import { type Conv3Spec, conv3Eligible, isSame3x3 } from '../../kernels/conv3';
+import { type Conv3Spec, isSame3x3 } from '../../kernels/conv3';
 import { convProblem, runProblem } from '../autotune';
 import { pool2xKernel, upsample2xKernel } from '../../kernels/indexing';
 import { u32, i32 } from '../../kernels/kernel';
@@ -102,7 +102,7 @@ function forward(x: Tensor, w: Tensor, bias: Tensor | null, s: Geometry): Tensor
     epilogue: bias ? { buffers: ['bias'], expr: `v + bias[${grp} * ${u32(s.coutG)} + m]` } : undefined,
   };
   const buffers = { W: w.binding, X: x.binding, Y: out.binding, ...(bias ? { bias: bias.binding } : {}) };
-  const direct: Conv3Spec | undefined = conv3Eligible(s)
+  const direct: Conv3Spec | undefined = isSame3x3(s)
     ? {
         name: spec.name,
         batch: spec.batch,
@@ -183,7 +183,7 @@ function gradInput(g: Tensor, w: Tensor, s: Geometry): Tensor {
   };
   const buffers = { W: w.binding, G: g.binding, DX: out.binding };
   // dx is a 3x3 'same' convolution of g with the flipped, transposed weights
-  const direct: Conv3Spec | undefined = conv3Eligible(s)
+  const direct: Conv3Spec | undefined = isSame3x3(s)
     ? {
         name: spec.name,
         batch: spec.batch,
