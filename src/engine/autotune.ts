@@ -164,9 +164,10 @@ export interface ConvProblemSpec {
   im2col?: { col: Im2colSpec; gemm: GemmSpec };
 }
 
-/** Multiply-adds from which the blocked direct 3x3 kernel is OpenGL's untuned default (a `small`
- *  UNet 28x28 convolution from batch 8; small test shapes keep the quickly compiled GEMM). */
-const BLOCK3_DEFAULT_MIN_MACS = 1 << 22;
+/** Multiply-adds from which a direct 3x3 kernel is the untuned default on CPU emulation (a `small`
+ *  UNet 28x28 convolution from batch 8): it takes seconds to compile where a GEMM takes half a
+ *  second, so small convolutions (tests, sampling a few images) keep the GEMM. */
+const DIRECT_DEFAULT_MIN_MACS = 1 << 22;
 
 /** A convolution (or its gradient) with every way we have of computing it as candidates. */
 export function convProblem(c: ConvProblemSpec): Problem {
@@ -181,26 +182,28 @@ export function convProblem(c: ConvProblemSpec): Problem {
         out.unshift({ kind: 'dw3', tm: 12, tc: 2, rows: 8, wg: 8 }, { kind: 'dw3', tm: 6, tc: 4, rows: 8, wg: 8 });
       }
       if (c.direct) {
-        const rowsOf4 = c.direct.W % 4 === 0;
+        const { batch, M, C, H, W } = c.direct;
+        const rowsOf4 = W % 4 === 0;
+        // first (the untuned default) or last among the candidates
+        const add = (vs: Variant[], first: boolean) => (first && batch * M * C * 9 * H * W >= DIRECT_DEFAULT_MIN_MACS ? out.unshift(...vs) : out.push(...vs));
         if (!caps.software) {
-          if (rowsOf4) out.push({ kind: 'direct3', tm: 4, q: 1, wg: 64 }, { kind: 'direct3', tm: 8, q: 1, wg: 64 });
+          if (rowsOf4) add([{ kind: 'direct3', tm: 4, q: 1, wg: 64 }, { kind: 'direct3', tm: 8, q: 1, wg: 64 }], false);
         } else if (caps.subgroupSize === 8 && rowsOf4) {
           // subgroups of 8 (lavapipe) share the weights through broadcasts, which pays for a taller
-          // block of output channels over one group of 4 positions (bench/RESULTS.md)
-          out.push({ kind: 'direct3', tm: 8, q: 4, wg: 8 }, { kind: 'direct3', tm: 12, q: 1, wg: 8, sg: true });
+          // block of output channels over one group of 4 positions: the default (bench/RESULTS.md)
+          add([{ kind: 'direct3', tm: 12, q: 1, wg: 8, sg: true }], true);
+          add([{ kind: 'direct3', tm: 8, q: 4, wg: 8 }], false);
         } else {
           // otherwise blocks of positions reuse each loaded value more than a GEMM tile can
-          // (src/kernels/conv3-block.ts), at any row width. Without subgroups (OpenGL) that makes
-          // them the default for convolutions big enough to repay their compile time (seconds
-          // each, against half a second for a GEMM; the smaller block compiles in half the time of
-          // the other; bench/RESULTS.md).
-          const blocked: Conv3BlockVariant[] = [
-            { kind: 'block3', tm: 4, rows: 4, cols: 7, wg: 8 },
-            { kind: 'block3', tm: 6, rows: 4, cols: 7, wg: 8 },
-          ];
-          const { batch, M, C, H, W } = c.direct;
-          if (caps.subgroupSize === null && batch * M * C * 9 * H * W >= BLOCK3_DEFAULT_MIN_MACS) out.unshift(...blocked);
-          else out.push(...blocked);
+          // (src/kernels/conv3-block.ts), at any row width; without subgroups to share the weights
+          // (OpenGL) the default. The smaller block compiles in half the time (bench/RESULTS.md).
+          add(
+            [
+              { kind: 'block3', tm: 4, rows: 4, cols: 7, wg: 8 },
+              { kind: 'block3', tm: 6, rows: 4, cols: 7, wg: 8 },
+            ],
+            caps.subgroupSize === null,
+          );
         }
       }
       if (c.im2col && caps.software) {
