@@ -184,26 +184,27 @@ export function convProblem(c: ConvProblemSpec): Problem {
       if (c.direct) {
         const { batch, M, C, H, W } = c.direct;
         const rowsOf4 = W % 4 === 0;
-        // first (the untuned default) or last among the candidates
-        const add = (vs: Variant[], first: boolean) => (first && batch * M * C * 9 * H * W >= DIRECT_DEFAULT_MIN_MACS ? out.unshift(...vs) : out.push(...vs));
+        // big enough to be worth a direct kernel's compile time as the untuned default
+        const big = batch * M * C * 9 * H * W >= DIRECT_DEFAULT_MIN_MACS;
         if (!caps.software) {
-          if (rowsOf4) add([{ kind: 'direct3', tm: 4, q: 1, wg: 64 }, { kind: 'direct3', tm: 8, q: 1, wg: 64 }], false);
+          if (rowsOf4) out.push({ kind: 'direct3', tm: 4, q: 1, wg: 64 }, { kind: 'direct3', tm: 8, q: 1, wg: 64 });
         } else if (caps.subgroupSize === 8 && rowsOf4) {
           // subgroups of 8 (lavapipe) share the weights through broadcasts, which pays for a taller
           // block of output channels over one group of 4 positions: the default (bench/RESULTS.md)
-          add([{ kind: 'direct3', tm: 12, q: 1, wg: 8, sg: true }], true);
-          add([{ kind: 'direct3', tm: 8, q: 4, wg: 8 }], false);
+          const shared: Conv3Variant = { kind: 'direct3', tm: 12, q: 1, wg: 8, sg: true };
+          if (big) out.unshift(shared);
+          else out.push(shared);
+          out.push({ kind: 'direct3', tm: 8, q: 4, wg: 8 });
         } else {
           // otherwise blocks of positions reuse each loaded value more than a GEMM tile can
           // (src/kernels/conv3-block.ts), at any row width; without subgroups to share the weights
           // (OpenGL) the default. The smaller block compiles in half the time (bench/RESULTS.md).
-          add(
-            [
-              { kind: 'block3', tm: 4, rows: 4, cols: 7, wg: 8 },
-              { kind: 'block3', tm: 6, rows: 4, cols: 7, wg: 8 },
-            ],
-            caps.subgroupSize === null,
-          );
+          const blocked: Conv3BlockVariant[] = [
+            { kind: 'block3', tm: 4, rows: 4, cols: 7, wg: 8 },
+            { kind: 'block3', tm: 6, rows: 4, cols: 7, wg: 8 },
+          ];
+          if (big && caps.subgroupSize === null) out.unshift(...blocked);
+          else out.push(...blocked);
         }
       }
       if (c.im2col && caps.software) {
