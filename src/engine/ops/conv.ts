@@ -1,9 +1,9 @@
 // conv2d (stride, padding, groups) on the shared GEMM skeleton (src/kernels/gemm.ts): as implicit GEMM,
 // where the forward pass and both gradients differ only in how they gather their operands, or as
 // im2col + GEMM, or (forward and input gradient of a 3x3, stride-1, padding-1 convolution) as a direct
-// convolution (src/kernels/conv3.ts, conv3-block.ts), and its weight gradient (groups of 1) as a direct kernel too
-// (src/kernels/conv3-weight-grad.ts); the variant is chosen per adapter and shape class
-// (src/engine/autotune.ts).
+// convolution (src/kernels/conv3.ts, conv3-block.ts), and its weight gradient (groups of 1) as a
+// direct kernel too (src/kernels/conv3-weight-grad.ts); the variant is chosen per adapter and shape
+// class (src/engine/autotune.ts).
 import type { GemmSpec } from '../../kernels/gemm';
 import { type Conv3Spec, isSame3x3 } from '../../kernels/conv3';
 import { convProblem, runProblem } from '../autotune';
