@@ -64,8 +64,9 @@ const CONVS: ConvCase[] = [
 ];
 
 /** The cases that reach a variant's own kernels (the others fall back to the default variant, which
- *  compiles the same kernels for every variant): direct 3x3 needs stride 1 (the vec4-row kernel also width % 4 == 0), im2col
- *  groups of 1 and a real window; GEMM variants see every gather path in the first three. */
+ *  compiles the same kernels for every variant): direct 3x3 needs stride 1 (the vec4-row kernel
+ *  also width % 4 == 0), im2col groups of 1 and a real window; GEMM variants see every gather path
+ *  in the first three. */
 function convCasesFor(v: Variant): ConvCase[] {
   if (v.kind === 'direct3') return [CONVS[3], CONVS[4]];
   if (v.kind === 'block3') return [CONVS[0], CONVS[4]];
