@@ -30,8 +30,10 @@ export function conv3BlockKey(v: Conv3BlockVariant): string {
 export function conv3BlockPlan(spec: Conv3Spec, variant: Conv3BlockVariant): GemmPlan {
   const { M, C, H, W, batch } = spec;
   // no block larger than the layer: the clamped duplicates would be loaded and multiplied for nothing
-  const v = { ...variant, tm: Math.min(variant.tm, M), rows: Math.min(variant.rows, H), cols: Math.min(variant.cols, W) };
-  const { tm: TM, rows: R, cols: P, wg: WG } = v;
+  const TM = Math.min(variant.tm, M);
+  const R = Math.min(variant.rows, H);
+  const P = Math.min(variant.cols, W);
+  const WG = variant.wg;
   const N = H * W;
   const blocksX = Math.ceil(W / P);
   const blocks = Math.ceil(H / R) * blocksX;
