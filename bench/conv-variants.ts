@@ -1,6 +1,7 @@
 // Time of a 3x3 convolution's forward pass and input gradient with each kernel variant forced, each
 // pass run alone and timed on the wall clock (submit to read-back; OpenGL has no timestamp queries),
-// best of 5 runs after a compiling one.
+// best of 5 runs after a first one, whose time is printed too: with MESA_SHADER_CACHE_DISABLE=true it
+// includes compiling the kernels.
 // Usage: npx tsx bench/conv-variants.ts [backend=default] [batch=64] VARIANTS_JSON [SHAPES_JSON]
 //   VARIANTS_JSON: variants as the tuner writes them, e.g. '[{"kind":"block3","tm":8,"rows":4,"cols":7,"wg":8}]'
 //   SHAPES_JSON: [[input channels, height = width, output channels], ...], default [[12,28,12]]
@@ -15,9 +16,11 @@ const shapes: [number, number, number][] = JSON.parse(process.argv[5] ?? '[[12,2
 if (variants.length === 0) throw new Error('bench/conv-variants.ts: pass the variants to time as JSON (see the usage line at the top of the file)');
 const gpu = await initGpu({ backend });
 
-/** Best time of `pass` (its result read back), each run after `setup` has run and finished. */
-async function bestMs<T>(setup: () => T, pass: (input: T) => Tensor): Promise<number> {
+/** Best time of `pass` (its result read back), each run after `setup` has run and finished, and the
+ *  first run's time (compilation included). */
+async function bestMs<T>(setup: () => T, pass: (input: T) => Tensor): Promise<{ best: number; first: number }> {
   let best = Infinity;
+  let first = 0;
   for (let t = 0; t < 6; t++) {
     const ms = await scope(async () => {
       const input = setup();
@@ -27,8 +30,9 @@ async function bestMs<T>(setup: () => T, pass: (input: T) => Tensor): Promise<nu
       return performance.now() - t0;
     });
     if (t > 0) best = Math.min(best, ms);
+    else first = ms;
   }
-  return best;
+  return { best, first };
 }
 
 for (const [cin, hw, cout] of shapes) {
@@ -53,7 +57,7 @@ for (const [cin, hw, cout] of shapes) {
         return xg.grad!;
       },
     );
-    const rate = (ms: number) => `${ms.toFixed(1)} ms (${(flops / ms / 1e6).toFixed(1)} GFLOP/s)`;
+    const rate = (t: { best: number; first: number }) => `${t.best.toFixed(1)} ms (${(flops / t.best / 1e6).toFixed(1)} GFLOP/s; first run ${t.first.toFixed(0)} ms)`;
     console.log(`${cin}x${hw}x${hw} -> ${cout}, batch ${batch}, ${anyVariantKey(v)}: forward ${rate(fwd)}, input gradient ${rate(dx)}`);
   }
   forceGemmVariant(null);
